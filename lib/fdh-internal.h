@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Internal to libfdhandover: never installed. */
+#ifndef FDH_INTERNAL_H
+#define FDH_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fdhandover.h"
+#include "probes.h"
+
+
+/*
+ * Record the detail of a failure for fdh_last_error() and return code
+ * (a negative errno), so that callers can write
+ *	return fdh_fail(-EBADF, i, "pidfd_getfd(...): ...");
+ */
+int fdh_fail(int code, int entry, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void fdh_clear_error(void);
+
+/* glibc 2.36 has no wrappers for these. */
+static inline int fdh_sys_pidfd_open(pid_t pid, unsigned int flags)
+{
+	return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+static inline int fdh_sys_pidfd_getfd(int pidfd, int fd, unsigned int flags)
+{
+	return (int)syscall(SYS_pidfd_getfd, pidfd, fd, flags);
+}
+
+static inline int fdh_sys_kcmp(pid_t pid1, pid_t pid2, int type,
+			       unsigned long idx1, unsigned long idx2)
+{
+	return (int)syscall(SYS_kcmp, pid1, pid2, type, idx1, idx2);
+}
+
+/*
+ * /proc/PID/fdinfo/FD as text (pid 0: this process).  Returns the length
+ * read or -errno: -ENOENT is mapped to -EBADF when the process exists and
+ * to -ESRCH when it does not.
+ */
+int fdh_fdinfo_read(pid_t pid, int fd, char *buf, size_t size);
+/*
+ * Value of "key:" in fdinfo text, with leading blanks skipped, or NULL.
+ * The value runs to the end of its line.
+ */
+const char *fdh_fdinfo_get(const char *text, const char *key);
+/* Parse the value of key as an unsigned number in base (0: auto). */
+int fdh_fdinfo_get_u64(const char *text, const char *key, int base,
+		       uint64_t *ret);
+
+/* Start time (clock ticks after boot) and uid of a live process. */
+int fdh_proc_stat(pid_t pid, uint64_t *ret_start_time, uid_t *ret_uid,
+		  char ret_comm[16]);
+
+/* Compare a local fd's identity with what was expected; 0 or -ESTALE,
+ * with the differing field written to why. */
+int fdh_identity_compare(const struct fdh_identity *expect,
+			 const struct fdh_identity *got, char *why,
+			 size_t why_size);
+
+/*
+ * Check a local fd against an expected identity, asking the kernel only
+ * what the expected kind needs (the pull's hot path).  0 or -ESTALE.
+ */
+int fdh_identity_check_fd(int fd, const struct fdh_identity *expect,
+			  char *why, size_t why_size);
+
+/*
+ * SCM_RIGHTS fallback protocol, one request per call:
+ *   request  = struct fdh_wire_request, then n int32 fd numbers;
+ *   reply    = one struct fdh_wire_reply per batch of up to
+ *              FDH_SCM_BATCH fds, the fds attached as SCM_RIGHTS.
+ * status < 0 ends the reply early with an errno and the failing index.
+ */
+#define FDH_WIRE_MAGIC 0x46444852u	/* "FDHR" */
+#define FDH_SCM_BATCH 253		/* SCM_MAX_FD */
+
+struct fdh_wire_request {
+	uint32_t magic;
+	uint32_t n;
+};
+
+struct fdh_wire_reply {
+	uint32_t magic;
+	int32_t status;			/* 0 or -errno */
+	uint32_t first;			/* index of the first fd in this batch */
+	uint32_t n;			/* fds attached to this message */
+};
+
+#endif /* FDH_INTERNAL_H */

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libfdhandover — take file descriptors out of a live process, prove each
+ * one is the file it claims to be, and describe the handover in a small
+ * versioned manifest.
+ *
+ * Conventions (every function):
+ *  - returns 0 (or a positive count) on success and -errno on failure;
+ *  - never prints, never exits, never aborts on bad input;
+ *  - on failure, fdh_last_error() describes what went wrong: which entry,
+ *    which syscall, and what to do.  The detail is per thread and is
+ *    overwritten by the next failing call;
+ *  - out-parameters are named ret_* and come last; they are left untouched
+ *    on failure;
+ *  - every fd the library returns has O_CLOEXEC set and belongs to the
+ *    caller.
+ */
+#ifndef FDHANDOVER_H
+#define FDHANDOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FDH_VERSION_MAJOR 0
+#define FDH_VERSION_MINOR 1
+#define FDH_VERSION_PATCH 0
+
+const char *fdh_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+
+struct fdh_error {
+	int code;		/* negative errno, 0 if none */
+	int entry;		/* index of the failing entry, -1 if none */
+	char msg[512];		/* "pidfd_getfd(pid 4121, fd 37 'net0.tap'): ..." */
+};
+
+/* Detail of the last failure in this thread (never NULL). */
+const struct fdh_error *fdh_last_error(void);
+
+/* ------------------------------------------------------------------ */
+/* Kinds of file                                                      */
+
+enum fdh_kind {
+	FDH_KIND_OTHER = 0,
+	FDH_KIND_MEMFD = 1,
+	FDH_KIND_TAP = 2,
+	FDH_KIND_EVENTFD = 3,
+	FDH_KIND_VHOST_NET = 4,
+	FDH_KIND_VHOST_USER = 5,	/* a unix socket spoken vhost-user over */
+	FDH_KIND_UNIX_SOCKET = 6,
+	FDH_KIND_PIDFD = 7,
+	FDH_KIND_EPOLL = 8,
+	FDH_KIND_PIPE = 9,
+	FDH_KIND_FILE = 10,		/* regular file, not a memfd */
+	FDH_KIND_SOCKET = 11,		/* any socket but AF_UNIX */
+	FDH_KIND__MAX
+};
+
+/* "memfd", "tap", ...; NULL for an out-of-range kind. */
+const char *fdh_kind_name(enum fdh_kind kind);
+/* Inverse of fdh_kind_name(); -EINVAL for an unknown name. */
+int fdh_kind_from_name(const char *name);
+
+/*
+ * Identity of an open file, as far as it can be told from outside.
+ *
+ * dev/ino alone is not an identity: every eventfd shares one anonymous
+ * inode, every TAP queue is /dev/net/tun.  kind_id carries the kind's own
+ * identity: the fdinfo "eventfd-id" of an eventfd, the inode of a socket
+ * (sockfs inodes are unique), 0 where dev/ino suffice (memfd, file).
+ * name carries the TAP interface name (fdinfo "iff:"); it is compared when
+ * set.  The kernel does not expose a TAP fd's queue index, so queues of one
+ * device are told apart by kcmp (two entries must never be the same file).
+ */
+#define FDH_NAME_MAX 64
+
+struct fdh_identity {
+	uint32_t kind;			/* enum fdh_kind */
+	uint64_t dev;
+	uint64_t ino;
+	uint32_t mode;			/* st_mode; only S_IFMT is compared */
+	uint64_t kind_id;
+	char name[FDH_NAME_MAX];	/* TAP ifname; "" if not compared */
+};
+
+/* ------------------------------------------------------------------ */
+/* Source process                                                     */
+
+struct fdh_source;
+
+struct fdh_source_info {
+	pid_t pid;
+	uid_t uid;
+	uint64_t start_time;		/* /proc/PID/stat field 22, clock ticks */
+	char comm[16];
+	int pidfd;			/* owned by the source handle */
+	int sockfd;			/* cooperation socket or -1; owned by the handle */
+};
+
+/*
+ * Open a source by pid.  expect_start_time, if non-zero, must match the
+ * process's start time: a recycled PID (same number, another process) is
+ * refused with -ESRCH.  Errors: -ESRCH (no such process, or recycled),
+ * -EPERM, -ENOSYS (no pidfd_open), -ENOMEM.
+ */
+int fdh_source_open_pid(pid_t pid, uint64_t expect_start_time,
+			struct fdh_source **ret_source);
+/* Open a source by a pidfd (duplicated; the caller keeps its own). */
+int fdh_source_open_pidfd(int pidfd, struct fdh_source **ret_source);
+/*
+ * Open the peer of a connected AF_UNIX socket as a source: SO_PEERPIDFD
+ * (Linux 6.5), else SO_PEERCRED + pidfd_open + a check that the process
+ * started before the call and has the peer's uid.  The socket is
+ * duplicated and kept as the cooperation channel for the SCM_RIGHTS
+ * fallback.  Note: the peer is the process that called connect() or
+ * socketpair(), not whoever holds the other end now.
+ */
+int fdh_source_open_socket(int sockfd, struct fdh_source **ret_source);
+/* Attach a cooperation socket (duplicated) to a source opened otherwise. */
+int fdh_source_set_socket(struct fdh_source *source, int sockfd);
+int fdh_source_get_info(const struct fdh_source *source,
+			struct fdh_source_info *ret_info);
+void fdh_source_free(struct fdh_source *source);
+
+/* ------------------------------------------------------------------ */
+/* Pull                                                               */
+
+struct fdh_pull_entry {
+	int remote_fd;			/* fd number in the source */
+	struct fdh_identity expect;
+	const char *label;		/* for messages, may be NULL */
+};
+
+enum fdh_transport {
+	FDH_TRANSPORT_NONE = 0,
+	FDH_TRANSPORT_PIDFD = 1,	/* pidfd_getfd */
+	FDH_TRANSPORT_SCM_RIGHTS = 2,	/* fallback over the cooperation socket */
+};
+
+const char *fdh_transport_name(enum fdh_transport transport);
+
+struct fdh_pull_report {
+	enum fdh_transport transport;
+	int fallback_reason;		/* -errno that made us fall back, or 0 */
+	size_t n_kcmp_verified;		/* entries proven by kcmp(KCMP_FILE) */
+	uint64_t elapsed_ns;
+};
+
+/*
+ * Pull every entry, all or nothing.  Each pulled fd is checked with fstat
+ * against expect (dev, ino, file type), with the kind's own identity, and
+ * with kcmp(KCMP_FILE) against the source's fd; no two entries may be the
+ * same file.  On success ret_fds[i] is the local fd for entries[i].  On
+ * any failure every fd pulled so far is closed, ret_fds is untouched, and
+ * fdh_last_error()->entry names the failing entry.
+ *
+ * When pidfd_getfd is refused (-EPERM, -ENOSYS) and the source has a
+ * cooperation socket, the same set is requested over SCM_RIGHTS (the
+ * source runs fdh_serve_one()) and verified the same way.  kcmp is
+ * skipped only when the kernel refuses kcmp itself; fstat and the kind's
+ * identity are still checked and n_kcmp_verified says so.
+ *
+ * The pulled fd shares the open file description with the source's copy:
+ * file status flags (O_NONBLOCK, O_APPEND) and the file offset are shared;
+ * changing them on one side changes them on the other.
+ *
+ * Errors: -EBADF (closed number), -ESRCH (source gone), -EPERM (no ptrace
+ * permission and no cooperation socket), -ESTALE (identity mismatch: the
+ * number now names another file), -EINVAL (bad arguments, duplicate
+ * entries), -EMFILE, -ENOMEM, -EPROTO (bad fallback reply).
+ */
+int fdh_pull(struct fdh_source *source, const struct fdh_pull_entry *entries,
+	     size_t n_entries, int *ret_fds, struct fdh_pull_report *ret_report);
+
+/* Largest number of entries one fdh_pull() accepts. */
+#define FDH_PULL_MAX 4096
+
+/*
+ * Source side of the SCM_RIGHTS fallback: read one request from sockfd and
+ * answer it with the requested fds.  Only fds listed in allowed (n_allowed
+ * entries) are sent; allowed == NULL allows any open fd.  Returns the
+ * number of fds sent, 0 on an orderly end of the connection, or -errno.
+ */
+int fdh_serve_one(int sockfd, const int *allowed, size_t n_allowed);
+
+/*
+ * Under Yama ptrace_scope=1 only descendants may pidfd_getfd from us: let
+ * successor (a pid, or 0 for any process of the same uid) do it too
+ * (PR_SET_PTRACER).  Returns 0 also where Yama is absent.
+ */
+int fdh_allow_successor(pid_t successor);
+
+/* ------------------------------------------------------------------ */
+/* Inspect                                                            */
+
+#define FDH_PATH_MAX 256
+#define FDH_EPOLL_MAX 32
+
+struct fdh_fd_info {
+	int fd;
+	enum fdh_kind kind;
+	char target[FDH_PATH_MAX];	/* readlink of /proc/PID/fd/N */
+	uint64_t dev;
+	uint64_t ino;
+	uint32_t mode;
+	uint32_t flags;			/* fdinfo "flags:" (open flags) */
+	uint64_t pos;
+	uint64_t mnt_id;
+	union {
+		struct {
+			char name[FDH_NAME_MAX];
+			uint64_t size;
+			uint32_t seals;		/* F_GET_SEALS, if readable */
+			bool seals_known;
+		} memfd;
+		struct {
+			uint64_t count;
+			uint64_t id;
+			bool semaphore;
+		} eventfd;
+		struct {
+			char ifname[16];
+			uint32_t iff_flags;	/* from a pulled copy, if allowed */
+			int32_t vnet_hdr_sz;	/* -1 if unknown */
+			bool details_known;
+		} tap;
+		struct {
+			uint64_t ino;
+			uint64_t peer_ino;	/* 0 if none / unknown */
+			uint32_t type;		/* SOCK_STREAM, ... (0 unknown) */
+			uint32_t state;
+			char path[108];		/* bound name, "" if none */
+		} unix_socket;
+		struct {
+			pid_t pid;
+		} pidfd;
+		struct {
+			uint32_t n_tfds;
+			int32_t tfds[FDH_EPOLL_MAX];
+		} epoll;
+	} u;
+};
+
+enum fdh_inspect_flags {
+	/* Also pull a temporary copy (pidfd_getfd) for what fdinfo lacks:
+	 * TAP flags and vnet header size, memfd seals.  Needs ptrace
+	 * permission; without it those fields stay unknown. */
+	FDH_INSPECT_PULL = 1u << 0,
+};
+
+/*
+ * Describe fd of process pid.  Errors: -ESRCH (process gone), -EBADF (fd
+ * not open), -EACCES/-EPERM (fdinfo unreadable).
+ */
+int fdh_inspect_fd(pid_t pid, int fd, unsigned flags,
+		   struct fdh_fd_info *ret_info);
+/*
+ * Describe every fd of pid, sorted by number.  fds that close while being
+ * read are left out.  *ret_infos is malloc'd (free() it).
+ */
+int fdh_inspect_process(pid_t pid, unsigned flags,
+			struct fdh_fd_info **ret_infos, size_t *ret_n);
+/* The identity that fdh_pull() would check for this fd. */
+void fdh_identity_from_info(const struct fdh_fd_info *info,
+			    struct fdh_identity *ret_identity);
+/* Identity of a local fd (fstat + fdinfo of our own process). */
+int fdh_identity_of_fd(int fd, struct fdh_identity *ret_identity);
+
+/* ------------------------------------------------------------------ */
+/* Manifest                                                           */
+
+#define FDH_MANIFEST_MAGIC "FDHM"
+#define FDH_MANIFEST_VERSION 1
+#define FDH_MANIFEST_MAX_ENTRIES 1024
+#define FDH_MANIFEST_MAX_DEVICES 64
+#define FDH_MANIFEST_MAX_VRINGS 64
+#define FDH_MANIFEST_MAX_BYTES (1u << 20)
+#define FDH_OWNER_MAX 64
+
+struct fdh_manifest_source {
+	int32_t pid;
+	uint64_t start_time;
+	char boot_id[37];		/* /proc/sys/kernel/random/boot_id */
+	uint32_t uid;
+	char comm[16];
+};
+
+struct fdh_manifest_entry {
+	char owner[FDH_OWNER_MAX];	/* "ram0", "net0", "vu-blk0" */
+	uint32_t index;			/* index within the owner (queue, region) */
+	uint32_t kind;			/* enum fdh_kind */
+	int32_t remote_fd;
+	uint64_t dev;
+	uint64_t ino;
+	uint32_t mode;
+	uint32_t open_flags;		/* O_* as fdinfo shows them */
+	uint64_t kind_id;		/* see struct fdh_identity */
+	union {
+		struct {
+			char ifname[16];
+			uint32_t queue;
+			uint32_t iff_flags;
+			int32_t vnet_hdr_sz;
+			uint32_t offloads;	/* TUN_F_* */
+		} tap;
+		struct {
+			char name[FDH_NAME_MAX];
+			uint64_t size;
+			uint32_t seals;
+		} memfd;
+		struct {
+			bool semaphore;
+		} eventfd;
+		struct {
+			uint64_t inflight_size;
+			uint64_t inflight_offset;
+			uint16_t inflight_queue_size;
+			uint16_t inflight_num_queues;
+			uint64_t protocol_features;
+		} vhost_user;
+	} u;
+};
+
+struct fdh_vring {
+	uint32_t index;
+	uint32_t size;
+	uint64_t desc;
+	uint64_t avail;
+	uint64_t used;
+	uint16_t last_avail_idx;
+	uint16_t used_idx;
+};
+
+/* A virtio device whose rings continue across the handover. */
+struct fdh_manifest_device {
+	char owner[FDH_OWNER_MAX];
+	uint64_t acked_features;
+	uint32_t n_vrings;
+	struct fdh_vring vrings[FDH_MANIFEST_MAX_VRINGS];
+};
+
+struct fdh_manifest {
+	uint32_t version;
+	struct fdh_manifest_source source;
+	size_t n_entries;
+	struct fdh_manifest_entry *entries;
+	size_t n_devices;
+	struct fdh_manifest_device *devices;
+};
+
+struct fdh_manifest *fdh_manifest_new(void);
+void fdh_manifest_free(struct fdh_manifest *m);
+/* Fill m->source from a live process (pid, start time, boot id, uid, comm). */
+int fdh_manifest_set_source(struct fdh_manifest *m, pid_t pid);
+/* Append a copy.  -E2BIG past the limits; -EINVAL if the entry is invalid. */
+int fdh_manifest_add_entry(struct fdh_manifest *m,
+			   const struct fdh_manifest_entry *entry);
+int fdh_manifest_add_device(struct fdh_manifest *m,
+			    const struct fdh_manifest_device *device);
+/* Fill an entry's identity fields from fdh_inspect_fd() output. */
+void fdh_manifest_entry_from_info(const struct fdh_fd_info *info,
+				  const char *owner, uint32_t index,
+				  struct fdh_manifest_entry *ret_entry);
+/* The identity fdh_pull() should expect for this entry. */
+void fdh_manifest_entry_identity(const struct fdh_manifest_entry *entry,
+				 struct fdh_identity *ret_identity);
+
+/*
+ * Check every field against Documentation/manifest.md.  On failure,
+ * fdh_last_error() names the field ("entries[3].tap.ifname: ...").
+ */
+int fdh_manifest_validate(const struct fdh_manifest *m);
+
+/* Wire form: "FDHM", u32 LE version, GVariant (normal form).  *ret_buf is malloc'd. */
+int fdh_manifest_encode(const struct fdh_manifest *m, void **ret_buf,
+			size_t *ret_len);
+/* Decode and validate completely; -EBADMSG for anything not specified. */
+int fdh_manifest_decode(const void *buf, size_t len,
+			struct fdh_manifest **ret_manifest);
+
+/* Human text and JSON renderings; *ret is malloc'd, NUL-terminated. */
+int fdh_manifest_to_text(const struct fdh_manifest *m, char **ret);
+int fdh_manifest_to_json(const struct fdh_manifest *m, bool pretty,
+			 char **ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FDHANDOVER_H */

@@ -1,0 +1,1100 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The handover manifest: building, validating, and the wire form.
+ *
+ * Wire form (Documentation/manifest.md): "FDHM", u32 LE version, then one
+ * GVariant of MANIFEST_TYPE in normal form, little-endian.  Decoding
+ * trusts nothing: lengths and counts are bounded before anything is
+ * allocated, the GVariant must be in normal form (so one manifest has
+ * exactly one encoding), and the result is validated completely before
+ * it is returned.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib.h>
+
+#include "fdh-internal.h"
+
+/*
+ * source  (pid, start_time, boot_id, uid, comm)
+ * entry   (owner, index, kind, remote_fd, dev, ino, mode, open_flags,
+ *          kind_id, tap?, memfd?, eventfd?, vhost_user?)
+ * device  (owner, acked_features, vrings)
+ * vring   (index, size, desc, avail, used, last_avail_idx, used_idx)
+ *
+ * Strings are "ay" without a terminator: comm, memfd names and interface
+ * names are bytes to the kernel, not necessarily UTF-8, which "s" needs.
+ */
+#define SOURCE_TYPE "(itayuay)"
+#define TAP_TYPE "(ayuuiu)"
+#define MEMFD_TYPE "(aytu)"
+#define EVENTFD_TYPE "b"
+#define VHOST_USER_TYPE "(ttqqt)"
+#define ENTRY_TYPE \
+	"(ayuuittuutm" TAP_TYPE "m" MEMFD_TYPE "m" EVENTFD_TYPE \
+	"m" VHOST_USER_TYPE ")"
+#define VRING_TYPE "(uutttqq)"
+#define DEVICE_TYPE "(ayta" VRING_TYPE ")"
+#define MANIFEST_TYPE "(" SOURCE_TYPE "a" ENTRY_TYPE "a" DEVICE_TYPE ")"
+
+#define HEADER_LEN 8		/* magic + version */
+#define UUID_LEN 36
+#define TAP_QUEUES_MAX 256	/* the kernel's MAX_TAP_QUEUES */
+#define VNET_HDR_MIN 10		/* sizeof(struct virtio_net_hdr) */
+#define VRING_SIZE_MAX 32768	/* virtio's largest split ring */
+
+/*
+ * Kinds with fields of their own, in the order of the maybes at the end
+ * of an entry: exactly the one of the entry's kind is present.
+ */
+enum detail {
+	DETAIL_NONE = -1,
+	DETAIL_TAP,
+	DETAIL_MEMFD,
+	DETAIL_EVENTFD,
+	DETAIL_VHOST_USER,
+	DETAIL__MAX
+};
+
+#define ENTRY_FIRST_DETAIL 9	/* child index of the tap maybe */
+
+static const struct {
+	const char *name;
+	const char *type;
+} details[DETAIL__MAX] = {
+	[DETAIL_TAP] = { "tap", TAP_TYPE },
+	[DETAIL_MEMFD] = { "memfd", MEMFD_TYPE },
+	[DETAIL_EVENTFD] = { "eventfd", EVENTFD_TYPE },
+	[DETAIL_VHOST_USER] = { "vhost_user", VHOST_USER_TYPE },
+};
+
+static enum detail kind_detail(uint32_t kind)
+{
+	switch (kind) {
+	case FDH_KIND_TAP:
+		return DETAIL_TAP;
+	case FDH_KIND_MEMFD:
+		return DETAIL_MEMFD;
+	case FDH_KIND_EVENTFD:
+		return DETAIL_EVENTFD;
+	case FDH_KIND_VHOST_USER:
+		return DETAIL_VHOST_USER;
+	default:
+		return DETAIL_NONE;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Naming the failing field                                           */
+
+/*
+ * Where a check runs: the errno to report (-EINVAL when validating what a
+ * caller built, -EBADMSG when decoding), the entry index for
+ * fdh_last_error()->entry, and the path that prefixes every message.
+ */
+struct where {
+	int code;
+	int entry;
+	char path[48];		/* "source", "entries[3]", "devices[1].vrings[2]" */
+};
+
+static void where_init(struct where *w, int code, int entry,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void where_init(struct where *w, int code, int entry,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	w->code = code;
+	w->entry = entry;
+	va_start(ap, fmt);
+	vsnprintf(w->path, sizeof(w->path), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * "entries[3].tap.ifname: not NUL-terminated within 16 bytes".  Messages
+ * never quote the manifest's own strings: they come from the source
+ * process and may hold terminal escapes.
+ */
+static int bad(const struct where *w, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int bad(const struct where *w, const char *field, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return fdh_fail(w->code, w->entry, "%s%s%s: %s", w->path,
+			w->path[0] && field[0] ? "." : "", field, detail);
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation                                                         */
+
+static int check_string(const struct where *w, const char *field,
+			const char *s, size_t size, bool nonempty)
+{
+	if (!memchr(s, '\0', size))
+		return bad(w, field, "not NUL-terminated within %zu bytes",
+			   size);
+	if (nonempty && !s[0])
+		return bad(w, field, "empty");
+	return 0;
+}
+
+static bool is_power_of_two(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/* The kernel writes boot_id as 8-4-4-4-12 lowercase hex digits. */
+static bool is_uuid(const char *s)
+{
+	for (int i = 0; i < UUID_LEN; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		bool hex = (s[i] >= '0' && s[i] <= '9') ||
+			   (s[i] >= 'a' && s[i] <= 'f');
+
+		if (dash ? s[i] != '-' : !hex)
+			return false;
+	}
+	return s[UUID_LEN] == '\0';
+}
+
+static int validate_source(const struct fdh_manifest_source *src, int code)
+{
+	struct where w;
+	int r;
+
+	where_init(&w, code, -1, "source");
+	if (src->pid <= 0)
+		return bad(&w, "pid", "%" PRId32 " is not a process id",
+			   src->pid);
+	r = check_string(&w, "boot_id", src->boot_id, sizeof(src->boot_id),
+			 false);
+	if (r < 0)
+		return r;
+	if (!is_uuid(src->boot_id))
+		return bad(&w, "boot_id",
+			   "not a 36-character lowercase UUID");
+	if (src->uid == UINT32_MAX)
+		return bad(&w, "uid", "4294967295 is not a uid");
+	return check_string(&w, "comm", src->comm, sizeof(src->comm), false);
+}
+
+static int validate_tap(const struct where *w, const struct fdh_manifest_entry *e)
+{
+	int r;
+
+	r = check_string(w, "tap.ifname", e->u.tap.ifname,
+			 sizeof(e->u.tap.ifname), true);
+	if (r < 0)
+		return r;
+	if (e->u.tap.queue >= TAP_QUEUES_MAX)
+		return bad(w, "tap.queue", "%" PRIu32 ", not below %d",
+			   e->u.tap.queue, TAP_QUEUES_MAX);
+	if (e->u.tap.vnet_hdr_sz != -1 &&
+	    e->u.tap.vnet_hdr_sz < VNET_HDR_MIN)
+		return bad(w, "tap.vnet_hdr_sz",
+			   "%" PRId32 ", neither -1 (unknown) nor at least %d",
+			   e->u.tap.vnet_hdr_sz, VNET_HDR_MIN);
+	return 0;
+}
+
+static int validate_vhost_user(const struct where *w,
+			       const struct fdh_manifest_entry *e)
+{
+	uint64_t size = e->u.vhost_user.inflight_size;
+	uint64_t offset = e->u.vhost_user.inflight_offset;
+	uint16_t qsize = e->u.vhost_user.inflight_queue_size;
+	uint16_t nq = e->u.vhost_user.inflight_num_queues;
+
+	if (!size) {
+		/* No inflight region: its geometry must be empty too. */
+		if (offset || qsize || nq)
+			return bad(w, "vhost_user.inflight_size",
+				   "0, but offset, queue size or queue count is set");
+		return 0;
+	}
+	if (offset > UINT64_MAX - size)
+		return bad(w, "vhost_user.inflight_offset",
+			   "offset + size overflows 64 bits");
+	if (!is_power_of_two(qsize) || qsize > VRING_SIZE_MAX)
+		return bad(w, "vhost_user.inflight_queue_size",
+			   "%u, not a power of two up to %d", qsize,
+			   VRING_SIZE_MAX);
+	if (!nq || nq > FDH_MANIFEST_MAX_VRINGS)
+		return bad(w, "vhost_user.inflight_num_queues",
+			   "%u, not between 1 and %d", nq,
+			   FDH_MANIFEST_MAX_VRINGS);
+	return 0;
+}
+
+/* One entry on its own; duplicates across entries are checked apart. */
+static int validate_entry(const struct where *w,
+			  const struct fdh_manifest_entry *e)
+{
+	int r;
+
+	r = check_string(w, "owner", e->owner, sizeof(e->owner), true);
+	if (r < 0)
+		return r;
+	if (e->kind >= FDH_KIND__MAX)
+		return bad(w, "kind", "unknown kind %" PRIu32, e->kind);
+	if (e->remote_fd < 0)
+		return bad(w, "remote_fd", "%" PRId32 " is negative",
+			   e->remote_fd);
+	if (e->mode & ~(uint32_t)(S_IFMT | 07777))
+		return bad(w, "mode", "0%" PRIo32 " has bits beyond S_IFMT and 07777",
+			   e->mode);
+	switch (kind_detail(e->kind)) {
+	case DETAIL_TAP:
+		return validate_tap(w, e);
+	case DETAIL_MEMFD:
+		return check_string(w, "memfd.name", e->u.memfd.name,
+				    sizeof(e->u.memfd.name), false);
+	case DETAIL_VHOST_USER:
+		return validate_vhost_user(w, e);
+	default:
+		return 0;
+	}
+}
+
+/* An entry against the n before it: names and fd numbers are unique. */
+static int validate_entry_unique(const struct where *w,
+				 const struct fdh_manifest_entry *entries,
+				 size_t n, const struct fdh_manifest_entry *e)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (entries[j].remote_fd == e->remote_fd)
+			return bad(w, "remote_fd",
+				   "fd %" PRId32 " is also entries[%zu]",
+				   e->remote_fd, j);
+		if (entries[j].index == e->index &&
+		    strcmp(entries[j].owner, e->owner) == 0)
+			return bad(w, "index",
+				   "owner and index %" PRIu32 " are also entries[%zu]",
+				   e->index, j);
+	}
+	return 0;
+}
+
+static int validate_vring(const struct where *w,
+			  const struct fdh_manifest_device *d, uint32_t i)
+{
+	const struct fdh_vring *v = &d->vrings[i];
+
+	if (v->index >= d->n_vrings)
+		return bad(w, "index", "%" PRIu32 ", not below n_vrings %" PRIu32,
+			   v->index, d->n_vrings);
+	if (!is_power_of_two(v->size) || v->size > VRING_SIZE_MAX)
+		return bad(w, "size", "%" PRIu32 ", not a power of two up to %d",
+			   v->size, VRING_SIZE_MAX);
+	for (uint32_t j = 0; j < i; j++)
+		if (d->vrings[j].index == v->index)
+			return bad(w, "index", "%" PRIu32 " is also vrings[%" PRIu32 "]",
+				   v->index, j);
+	return 0;
+}
+
+static int validate_device(const struct where *w,
+			   const struct fdh_manifest_device *d)
+{
+	struct where vw;
+	int r;
+
+	r = check_string(w, "owner", d->owner, sizeof(d->owner), true);
+	if (r < 0)
+		return r;
+	if (d->n_vrings > FDH_MANIFEST_MAX_VRINGS)
+		return bad(w, "n_vrings", "%" PRIu32 ", more than %d",
+			   d->n_vrings, FDH_MANIFEST_MAX_VRINGS);
+	for (uint32_t i = 0; i < d->n_vrings; i++) {
+		where_init(&vw, w->code, -1, "%s.vrings[%" PRIu32 "]", w->path,
+			   i);
+		r = validate_vring(&vw, d, i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int validate_device_unique(const struct where *w,
+				  const struct fdh_manifest_device *devices,
+				  size_t n, const struct fdh_manifest_device *d)
+{
+	for (size_t j = 0; j < n; j++)
+		if (strcmp(devices[j].owner, d->owner) == 0)
+			return bad(w, "owner", "also the owner of devices[%zu]",
+				   j);
+	return 0;
+}
+
+/*
+ * The two arrays of a manifest, described once for validate, the add
+ * functions and decode: check() judges elem as if appended to the n
+ * elements of array.
+ */
+struct array_desc {
+	const char *name;
+	size_t max;
+	size_t elem_size;
+	bool is_entries;	/* failures name fdh_error.entry */
+	int (*check)(const struct where *w, const void *array, size_t n,
+		     const void *elem);
+};
+
+static int check_entry(const struct where *w, const void *array, size_t n,
+		       const void *elem)
+{
+	int r = validate_entry(w, elem);
+
+	return r < 0 ? r : validate_entry_unique(w, array, n, elem);
+}
+
+static int check_device(const struct where *w, const void *array, size_t n,
+			const void *elem)
+{
+	int r = validate_device(w, elem);
+
+	return r < 0 ? r : validate_device_unique(w, array, n, elem);
+}
+
+static const struct array_desc entries_desc = {
+	.name = "entries",
+	.max = FDH_MANIFEST_MAX_ENTRIES,
+	.elem_size = sizeof(struct fdh_manifest_entry),
+	.is_entries = true,
+	.check = check_entry,
+};
+
+static const struct array_desc devices_desc = {
+	.name = "devices",
+	.max = FDH_MANIFEST_MAX_DEVICES,
+	.elem_size = sizeof(struct fdh_manifest_device),
+	.check = check_device,
+};
+
+/* Where element i of an array is: "entries[3]". */
+static void where_elem(struct where *w, int code,
+		       const struct array_desc *desc, size_t i)
+{
+	where_init(w, code, desc->is_entries ? (int)i : -1, "%s[%zu]",
+		   desc->name, i);
+}
+
+static int check_array(int code, const struct array_desc *desc,
+		       const void *array, size_t n)
+{
+	struct where w;
+	int r = 0;
+
+	where_init(&w, code, -1, "%s", "");
+	if (n > desc->max)
+		return bad(&w, desc->name, "%zu, more than %zu", n, desc->max);
+	if (n && !array)
+		return bad(&w, desc->name, "NULL with %zu elements", n);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		where_elem(&w, code, desc, i);
+		r = desc->check(&w, array, i,
+				(const char *)array + i * desc->elem_size);
+	}
+	return r;
+}
+
+static int manifest_check(const struct fdh_manifest *m, int code)
+{
+	struct where w;
+	int r;
+
+	where_init(&w, code, -1, "%s", "");
+	if (m->version != FDH_MANIFEST_VERSION)
+		return bad(&w, "version",
+			   "unknown version %" PRIu32 " (this library knows %d)",
+			   m->version, FDH_MANIFEST_VERSION);
+	r = validate_source(&m->source, code);
+	if (r == 0)
+		r = check_array(code, &entries_desc, m->entries, m->n_entries);
+	if (r == 0)
+		r = check_array(code, &devices_desc, m->devices, m->n_devices);
+	return r;
+}
+
+int fdh_manifest_validate(const struct fdh_manifest *m)
+{
+	if (!m)
+		return fdh_fail(-EINVAL, -1, "manifest is NULL");
+	return manifest_check(m, -EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Building                                                           */
+
+/*
+ * Arrays grow in powers of two; the capacity follows from the count, so
+ * that decode and the add functions agree without a field for it.
+ */
+static size_t capacity_for(size_t n)
+{
+	size_t c = 4;
+
+	while (c < n)
+		c *= 2;
+	return c;
+}
+
+static int grow(void **array, size_t n, size_t elem_size)
+{
+	void *p;
+
+	if (*array && capacity_for(n + 1) == capacity_for(n))
+		return 0;
+	p = realloc(*array, capacity_for(n + 1) * elem_size);
+	if (!p)
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	*array = p;
+	return 0;
+}
+
+struct fdh_manifest *fdh_manifest_new(void)
+{
+	struct fdh_manifest *m = calloc(1, sizeof(*m));
+
+	if (m)
+		m->version = FDH_MANIFEST_VERSION;
+	return m;
+}
+
+void fdh_manifest_free(struct fdh_manifest *m)
+{
+	if (!m)
+		return;
+	free(m->entries);
+	free(m->devices);
+	free(m);
+}
+
+static int read_boot_id(char ret_boot_id[UUID_LEN + 1])
+{
+	char buf[UUID_LEN + 2];
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fdh_fail(-errno, -1,
+				"open /proc/sys/kernel/random/boot_id: %m");
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	if (n < 0)
+		return fdh_fail((int)n, -1,
+				"read /proc/sys/kernel/random/boot_id: %s",
+				strerror((int)-n));
+	if (n != UUID_LEN + 1 || buf[UUID_LEN] != '\n')
+		return fdh_fail(-EPROTO, -1,
+				"/proc/sys/kernel/random/boot_id: not a UUID line");
+	memcpy(ret_boot_id, buf, UUID_LEN);
+	ret_boot_id[UUID_LEN] = '\0';
+	return 0;
+}
+
+int fdh_manifest_set_source(struct fdh_manifest *m, pid_t pid)
+{
+	struct fdh_manifest_source src = { .pid = pid };
+	uid_t uid;
+	int r;
+
+	if (!m || pid <= 0)
+		return fdh_fail(-EINVAL, -1, "set_source: no manifest or pid %d",
+				(int)pid);
+	r = fdh_proc_stat(pid, &src.start_time, &uid, src.comm);
+	if (r < 0)
+		return fdh_fail(r, -1, "reading /proc/%d/stat: %s", (int)pid,
+				strerror(-r));
+	src.uid = uid;
+	r = read_boot_id(src.boot_id);
+	if (r < 0)
+		return r;
+	m->source = src;
+	return 0;
+}
+
+/* Append a copy of elem to an array, once desc's check accepts it. */
+static int add_element(void **array, size_t *n, const void *elem,
+		       const struct array_desc *desc)
+{
+	struct where w;
+	int r;
+
+	if (!elem)
+		return fdh_fail(-EINVAL, -1, "add to %s: NULL element",
+				desc->name);
+	if (*n >= desc->max)
+		return fdh_fail(-E2BIG, -1,
+				"%s: already %zu, the most a manifest holds",
+				desc->name, desc->max);
+	where_elem(&w, -EINVAL, desc, *n);
+	r = desc->check(&w, *array, *n, elem);
+	if (r == 0)
+		r = grow(array, *n, desc->elem_size);
+	if (r < 0)
+		return r;
+	memcpy((char *)*array + *n * desc->elem_size, elem, desc->elem_size);
+	(*n)++;
+	return 0;
+}
+
+int fdh_manifest_add_entry(struct fdh_manifest *m,
+			   const struct fdh_manifest_entry *entry)
+{
+	if (!m)
+		return fdh_fail(-EINVAL, -1, "add_entry: NULL manifest");
+	return add_element((void **)&m->entries, &m->n_entries, entry,
+			   &entries_desc);
+}
+
+int fdh_manifest_add_device(struct fdh_manifest *m,
+			    const struct fdh_manifest_device *device)
+{
+	if (!m)
+		return fdh_fail(-EINVAL, -1, "add_device: NULL manifest");
+	return add_element((void **)&m->devices, &m->n_devices, device,
+			   &devices_desc);
+}
+
+/* Copy a string field that the source bounds but may fill completely. */
+static void copy_string(char *dst, size_t size, const char *src)
+{
+	size_t len = src ? strnlen(src, size - 1) : 0;
+
+	memcpy(dst, src ? src : "", len);
+	dst[len] = '\0';
+}
+
+void fdh_manifest_entry_from_info(const struct fdh_fd_info *info,
+				  const char *owner, uint32_t index,
+				  struct fdh_manifest_entry *ret_entry)
+{
+	struct fdh_manifest_entry e = { .index = index };
+	struct fdh_identity id;
+
+	/* An owner too long for the field makes the entry invalid rather
+	 * than silently naming another one: leave it unterminated. */
+	if (owner && strlen(owner) >= sizeof(e.owner))
+		memcpy(e.owner, owner, sizeof(e.owner));
+	else
+		copy_string(e.owner, sizeof(e.owner), owner);
+	fdh_identity_from_info(info, &id);
+	e.kind = info->kind;
+	e.remote_fd = info->fd;
+	e.dev = info->dev;
+	e.ino = info->ino;
+	e.mode = info->mode;
+	e.open_flags = info->flags;
+	e.kind_id = id.kind_id;
+	switch (info->kind) {
+	case FDH_KIND_MEMFD:
+		copy_string(e.u.memfd.name, sizeof(e.u.memfd.name),
+			    info->u.memfd.name);
+		e.u.memfd.size = info->u.memfd.size;
+		e.u.memfd.seals = info->u.memfd.seals_known ?
+				  info->u.memfd.seals : 0;
+		break;
+	case FDH_KIND_TAP:
+		copy_string(e.u.tap.ifname, sizeof(e.u.tap.ifname),
+			    info->u.tap.ifname);
+		/* The queue index is not visible from outside: the caller
+		 * that knows it sets u.tap.queue. */
+		e.u.tap.iff_flags = info->u.tap.details_known ?
+				    info->u.tap.iff_flags : 0;
+		e.u.tap.vnet_hdr_sz = info->u.tap.details_known ?
+				      info->u.tap.vnet_hdr_sz : -1;
+		break;
+	case FDH_KIND_EVENTFD:
+		e.u.eventfd.semaphore = info->u.eventfd.semaphore;
+		break;
+	default:
+		break;
+	}
+	*ret_entry = e;
+}
+
+void fdh_manifest_entry_identity(const struct fdh_manifest_entry *entry,
+				 struct fdh_identity *ret_identity)
+{
+	struct fdh_identity id = {
+		.kind = entry->kind,
+		.dev = entry->dev,
+		.ino = entry->ino,
+		.mode = entry->mode,
+		.kind_id = entry->kind_id,
+	};
+
+	if (entry->kind == FDH_KIND_TAP)
+		copy_string(id.name, sizeof(id.name), entry->u.tap.ifname);
+	*ret_identity = id;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding                                                           */
+
+/* A string field as "ay"; strnlen so that even an unvalidated field
+ * (tests encode those on purpose) is never overrun. */
+static GVariant *bytes_new(const char *s, size_t size)
+{
+	return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, s,
+					 strnlen(s, size), 1);
+}
+
+#define BYTES(field) bytes_new((field), sizeof(field))
+
+static GVariant *detail_new(const struct fdh_manifest_entry *e,
+			    enum detail d)
+{
+	switch (d) {
+	case DETAIL_TAP:
+		return g_variant_new("(@ayuuiu)", BYTES(e->u.tap.ifname),
+				     e->u.tap.queue, e->u.tap.iff_flags,
+				     e->u.tap.vnet_hdr_sz, e->u.tap.offloads);
+	case DETAIL_MEMFD:
+		return g_variant_new("(@aytu)", BYTES(e->u.memfd.name),
+				     (guint64)e->u.memfd.size,
+				     e->u.memfd.seals);
+	case DETAIL_EVENTFD:
+		return g_variant_new_boolean(e->u.eventfd.semaphore);
+	case DETAIL_VHOST_USER:
+		return g_variant_new("(ttqqt)",
+				     (guint64)e->u.vhost_user.inflight_size,
+				     (guint64)e->u.vhost_user.inflight_offset,
+				     e->u.vhost_user.inflight_queue_size,
+				     e->u.vhost_user.inflight_num_queues,
+				     (guint64)e->u.vhost_user.protocol_features);
+	default:
+		return NULL;
+	}
+}
+
+static GVariant *entry_new(const struct fdh_manifest_entry *e)
+{
+	enum detail want = kind_detail(e->kind);
+	GVariant *maybes[DETAIL__MAX];
+
+	for (int d = 0; d < DETAIL__MAX; d++)
+		maybes[d] = g_variant_new_maybe(
+			G_VARIANT_TYPE(details[d].type),
+			d == (int)want ? detail_new(e, want) : NULL);
+	return g_variant_new("(@ayuuittuut@m" TAP_TYPE "@m" MEMFD_TYPE
+			     "@m" EVENTFD_TYPE "@m" VHOST_USER_TYPE ")",
+			     BYTES(e->owner), e->index, e->kind, e->remote_fd,
+			     (guint64)e->dev, (guint64)e->ino, e->mode,
+			     e->open_flags, (guint64)e->kind_id,
+			     maybes[DETAIL_TAP], maybes[DETAIL_MEMFD],
+			     maybes[DETAIL_EVENTFD],
+			     maybes[DETAIL_VHOST_USER]);
+}
+
+static GVariant *device_new(const struct fdh_manifest_device *d)
+{
+	GVariantBuilder vrings;
+	uint32_t n = d->n_vrings;
+
+	/* Unvalidated devices (tests) may claim more rings than exist. */
+	if (n > FDH_MANIFEST_MAX_VRINGS)
+		n = FDH_MANIFEST_MAX_VRINGS;
+	g_variant_builder_init(&vrings, G_VARIANT_TYPE("a" VRING_TYPE));
+	for (uint32_t i = 0; i < n; i++) {
+		const struct fdh_vring *v = &d->vrings[i];
+
+		g_variant_builder_add(&vrings, VRING_TYPE, v->index, v->size,
+				      (guint64)v->desc, (guint64)v->avail,
+				      (guint64)v->used, v->last_avail_idx,
+				      v->used_idx);
+	}
+	return g_variant_new("(@ayt@a" VRING_TYPE ")", BYTES(d->owner),
+			     (guint64)d->acked_features,
+			     g_variant_builder_end(&vrings));
+}
+
+static GVariant *manifest_new_variant(const struct fdh_manifest *m)
+{
+	const struct fdh_manifest_source *src = &m->source;
+	GVariantBuilder entries, devices;
+
+	g_variant_builder_init(&entries, G_VARIANT_TYPE("a" ENTRY_TYPE));
+	for (size_t i = 0; i < m->n_entries; i++)
+		g_variant_builder_add_value(&entries,
+					    entry_new(&m->entries[i]));
+	g_variant_builder_init(&devices, G_VARIANT_TYPE("a" DEVICE_TYPE));
+	for (size_t i = 0; i < m->n_devices; i++)
+		g_variant_builder_add_value(&devices,
+					    device_new(&m->devices[i]));
+	return g_variant_ref_sink(g_variant_new(
+		"((it@ayu@ay)@a" ENTRY_TYPE "@a" DEVICE_TYPE ")",
+		src->pid, (guint64)src->start_time, BYTES(src->boot_id),
+		src->uid, BYTES(src->comm), g_variant_builder_end(&entries),
+		g_variant_builder_end(&devices)));
+}
+
+/*
+ * Encode without validating.  Not part of the API: tests/test-manifest.c
+ * uses it to write invalid manifests and prove that decode rejects them.
+ */
+int fdh_manifest_encode_unchecked(const struct fdh_manifest *m,
+				  void **ret_buf, size_t *ret_len);
+
+int fdh_manifest_encode_unchecked(const struct fdh_manifest *m,
+				  void **ret_buf, size_t *ret_len)
+{
+	GVariant *v = manifest_new_variant(m);
+	uint32_t version_le = GUINT32_TO_LE(m->version);
+	size_t size, len;
+	uint8_t *buf;
+
+	/* The wire form is little-endian whatever the host. */
+	if (G_BYTE_ORDER != G_LITTLE_ENDIAN) {
+		GVariant *swapped = g_variant_byteswap(v);
+
+		g_variant_unref(v);
+		v = swapped;
+	}
+	size = g_variant_get_size(v);
+	len = HEADER_LEN + size;
+	if (len > FDH_MANIFEST_MAX_BYTES) {
+		g_variant_unref(v);
+		return fdh_fail(-E2BIG, -1, "manifest: %zu bytes, more than %u",
+				len, FDH_MANIFEST_MAX_BYTES);
+	}
+	buf = malloc(len);
+	if (!buf) {
+		g_variant_unref(v);
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	}
+	memcpy(buf, FDH_MANIFEST_MAGIC, 4);
+	memcpy(buf + 4, &version_le, 4);
+	g_variant_store(v, buf + HEADER_LEN);
+	g_variant_unref(v);
+	FDH_PROBE2(manifest_encoded, m->n_entries, len);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int fdh_manifest_encode(const struct fdh_manifest *m, void **ret_buf,
+			size_t *ret_len)
+{
+	int r;
+
+	if (!m || !ret_buf || !ret_len)
+		return fdh_fail(-EINVAL, -1, "encode: NULL argument");
+	r = manifest_check(m, -EINVAL);
+	if (r < 0)
+		return r;
+	return fdh_manifest_encode_unchecked(m, ret_buf, ret_len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding                                                           */
+
+/* An "ay" child into a char field, NUL-terminated, no NUL inside. */
+static int get_string(const struct where *w, const char *field,
+		      GVariant *tuple, size_t child, char *dst, size_t size)
+{
+	GVariant *ay = g_variant_get_child_value(tuple, child);
+	const char *p;
+	gsize n;
+	int r = 0;
+
+	p = g_variant_get_fixed_array(ay, &n, 1);
+	if (n >= size)
+		r = bad(w, field, "%zu bytes, longer than %zu", (size_t)n,
+			size - 1);
+	else if (n && memchr(p, '\0', n))
+		r = bad(w, field, "holds a NUL byte");
+	else if (n)
+		memcpy(dst, p, n);
+	if (r == 0)
+		dst[n] = '\0';
+	g_variant_unref(ay);
+	return r;
+}
+
+#define GET_STRING(w, name, tuple, child, field) \
+	get_string((w), (name), (tuple), (child), (field), sizeof(field))
+
+static int decode_detail(const struct where *w, GVariant *v, enum detail d,
+			 struct fdh_manifest_entry *e)
+{
+	gboolean b;
+
+	switch (d) {
+	case DETAIL_TAP:
+		g_variant_get(v, "(@ayuuiu)", NULL, &e->u.tap.queue,
+			      &e->u.tap.iff_flags, &e->u.tap.vnet_hdr_sz,
+			      &e->u.tap.offloads);
+		return GET_STRING(w, "tap.ifname", v, 0, e->u.tap.ifname);
+	case DETAIL_MEMFD:
+		g_variant_get(v, "(@aytu)", NULL, &e->u.memfd.size,
+			      &e->u.memfd.seals);
+		return GET_STRING(w, "memfd.name", v, 0, e->u.memfd.name);
+	case DETAIL_EVENTFD:
+		b = g_variant_get_boolean(v);
+		e->u.eventfd.semaphore = b;
+		return 0;
+	case DETAIL_VHOST_USER:
+		g_variant_get(v, "(ttqqt)", &e->u.vhost_user.inflight_size,
+			      &e->u.vhost_user.inflight_offset,
+			      &e->u.vhost_user.inflight_queue_size,
+			      &e->u.vhost_user.inflight_num_queues,
+			      &e->u.vhost_user.protocol_features);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Exactly the maybe of the entry's kind is present. */
+static int decode_details(const struct where *w, GVariant *v,
+			  struct fdh_manifest_entry *e)
+{
+	enum detail want = kind_detail(e->kind);
+	int r = 0;
+
+	for (int d = 0; d < DETAIL__MAX && r == 0; d++) {
+		GVariant *mv = g_variant_get_child_value(v,
+							 ENTRY_FIRST_DETAIL + d);
+		GVariant *inner = g_variant_get_maybe(mv);
+
+		if (d == (int)want && inner)
+			r = decode_detail(w, inner, want, e);
+		else if (d == (int)want)
+			r = bad(w, details[d].name, "missing for kind %" PRIu32,
+				e->kind);
+		else if (inner)
+			r = bad(w, details[d].name, "present for kind %" PRIu32,
+				e->kind);
+		if (inner)
+			g_variant_unref(inner);
+		g_variant_unref(mv);
+	}
+	return r;
+}
+
+static int decode_entry(GVariant *v, size_t i, struct fdh_manifest_entry *e)
+{
+	struct where w;
+	int r;
+
+	where_init(&w, -EBADMSG, (int)i, "entries[%zu]", i);
+	g_variant_get(v, "(@ayuuittuut@m" TAP_TYPE "@m" MEMFD_TYPE
+		      "@m" EVENTFD_TYPE "@m" VHOST_USER_TYPE ")", NULL,
+		      &e->index, &e->kind, &e->remote_fd, &e->dev, &e->ino,
+		      &e->mode, &e->open_flags, &e->kind_id, NULL, NULL, NULL,
+		      NULL);
+	r = GET_STRING(&w, "owner", v, 0, e->owner);
+	if (r < 0)
+		return r;
+	return decode_details(&w, v, e);
+}
+
+static int decode_device(GVariant *v, size_t i, struct fdh_manifest_device *d)
+{
+	GVariant *vrings;
+	struct where w;
+	size_t n;
+	int r;
+
+	where_init(&w, -EBADMSG, -1, "devices[%zu]", i);
+	g_variant_get(v, "(@ayt@a" VRING_TYPE ")", NULL, &d->acked_features,
+		      &vrings);
+	n = g_variant_n_children(vrings);
+	if (n > FDH_MANIFEST_MAX_VRINGS) {
+		r = bad(&w, "vrings", "%zu, more than %d", n,
+			FDH_MANIFEST_MAX_VRINGS);
+	} else {
+		d->n_vrings = (uint32_t)n;
+		for (size_t j = 0; j < n; j++) {
+			struct fdh_vring *vr = &d->vrings[j];
+
+			g_variant_get_child(vrings, j, VRING_TYPE, &vr->index,
+					    &vr->size, &vr->desc, &vr->avail,
+					    &vr->used, &vr->last_avail_idx,
+					    &vr->used_idx);
+		}
+		r = GET_STRING(&w, "owner", v, 0, d->owner);
+	}
+	g_variant_unref(vrings);
+	return r;
+}
+
+/*
+ * Allocate an array for the n children of an array child, refusing
+ * counts beyond the limit before allocating anything.
+ */
+static int decode_array(GVariant *top, size_t child,
+			const struct array_desc *desc, GVariant **ret_array,
+			void **ret_elems, size_t *ret_n)
+{
+	GVariant *a = g_variant_get_child_value(top, child);
+	size_t n = g_variant_n_children(a);
+	struct where w;
+	void *p = NULL;
+
+	where_init(&w, -EBADMSG, -1, "%s", "");
+	if (n > desc->max) {
+		g_variant_unref(a);
+		return bad(&w, desc->name, "%zu, more than %zu", n, desc->max);
+	}
+	if (n) {
+		p = calloc(capacity_for(n), desc->elem_size);
+		if (!p) {
+			g_variant_unref(a);
+			return fdh_fail(-ENOMEM, -1, "out of memory");
+		}
+	}
+	*ret_array = a;
+	*ret_elems = p;
+	*ret_n = n;
+	return 0;
+}
+
+static int decode_source(GVariant *top, struct fdh_manifest_source *src)
+{
+	GVariant *v = g_variant_get_child_value(top, 0);
+	struct where w;
+	int r;
+
+	where_init(&w, -EBADMSG, -1, "source");
+	g_variant_get(v, "(it@ayu@ay)", &src->pid, &src->start_time, NULL,
+		      &src->uid, NULL);
+	r = GET_STRING(&w, "boot_id", v, 2, src->boot_id);
+	if (r == 0)
+		r = GET_STRING(&w, "comm", v, 4, src->comm);
+	g_variant_unref(v);
+	return r;
+}
+
+static int decode_variant(GVariant *top, struct fdh_manifest *m)
+{
+	GVariant *entries = NULL, *devices = NULL;
+	int r;
+
+	r = decode_source(top, &m->source);
+	if (r == 0)
+		r = decode_array(top, 1, &entries_desc, &entries,
+				 (void **)&m->entries, &m->n_entries);
+	for (size_t i = 0; r == 0 && i < m->n_entries; i++) {
+		GVariant *e = g_variant_get_child_value(entries, i);
+
+		r = decode_entry(e, i, &m->entries[i]);
+		g_variant_unref(e);
+	}
+	if (r == 0)
+		r = decode_array(top, 2, &devices_desc, &devices,
+				 (void **)&m->devices, &m->n_devices);
+	for (size_t i = 0; r == 0 && i < m->n_devices; i++) {
+		GVariant *d = g_variant_get_child_value(devices, i);
+
+		r = decode_device(d, i, &m->devices[i]);
+		g_variant_unref(d);
+	}
+	if (entries)
+		g_variant_unref(entries);
+	if (devices)
+		g_variant_unref(devices);
+	return r;
+}
+
+static int decode_header(const uint8_t *buf, size_t len)
+{
+	uint32_t version;
+
+	if (len < HEADER_LEN)
+		return fdh_fail(-EBADMSG, -1,
+				"manifest: %zu bytes, shorter than its %d-byte header",
+				len, HEADER_LEN);
+	if (len > FDH_MANIFEST_MAX_BYTES)
+		return fdh_fail(-EBADMSG, -1, "manifest: %zu bytes, more than %u",
+				len, FDH_MANIFEST_MAX_BYTES);
+	if (memcmp(buf, FDH_MANIFEST_MAGIC, 4) != 0)
+		return fdh_fail(-EBADMSG, -1,
+				"magic: %02x %02x %02x %02x, expected \"%s\": not a manifest",
+				buf[0], buf[1], buf[2], buf[3],
+				FDH_MANIFEST_MAGIC);
+	memcpy(&version, buf + 4, 4);
+	version = GUINT32_FROM_LE(version);
+	if (version != FDH_MANIFEST_VERSION)
+		return fdh_fail(-EBADMSG, -1,
+				"version: unknown version %" PRIu32 " (this library knows %d): written by another fd-handover",
+				version, FDH_MANIFEST_VERSION);
+	return 0;
+}
+
+static int decode(const uint8_t *buf, size_t len, struct fdh_manifest *m)
+{
+	GVariant *v, *native;
+	void *copy;
+	int r;
+
+	r = decode_header(buf, len);
+	if (r < 0)
+		return r;
+	/* A copy: GVariant wants its data aligned, and buf may not be. */
+	copy = g_memdup2(buf + HEADER_LEN, len - HEADER_LEN);
+	v = g_variant_ref_sink(g_variant_new_from_data(
+		G_VARIANT_TYPE(MANIFEST_TYPE), copy, len - HEADER_LEN, FALSE,
+		g_free, copy));
+	/* Non-normal data would still read as something; refusing it keeps
+	 * one manifest to one encoding and leaves nothing to guess. */
+	if (!g_variant_is_normal_form(v)) {
+		g_variant_unref(v);
+		return fdh_fail(-EBADMSG, -1,
+				"manifest: not a GVariant of type %s in normal form",
+				MANIFEST_TYPE);
+	}
+	native = v;
+	if (G_BYTE_ORDER != G_LITTLE_ENDIAN) {
+		native = g_variant_byteswap(v);
+		g_variant_unref(v);
+	}
+	m->version = FDH_MANIFEST_VERSION;
+	r = decode_variant(native, m);
+	g_variant_unref(native);
+	if (r < 0)
+		return r;
+	return manifest_check(m, -EBADMSG);
+}
+
+int fdh_manifest_decode(const void *buf, size_t len,
+			struct fdh_manifest **ret_manifest)
+{
+	struct fdh_manifest *m;
+	int r;
+
+	/* Zero bytes at NULL are an empty (so truncated) manifest. */
+	if ((!buf && len) || !ret_manifest)
+		return fdh_fail(-EINVAL, -1, "decode: NULL argument");
+	m = fdh_manifest_new();
+	if (!m)
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	r = decode(buf, len, m);
+	FDH_PROBE2(manifest_decoded, len, r);
+	if (r < 0) {
+		fdh_manifest_free(m);
+		return r;
+	}
+	*ret_manifest = m;
+	return 0;
+}

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Pull: take a set of fds out of the source, verify each, all or nothing.
+ *
+ * Ownership: until fdh_pull() returns 0 every fd it took is its own and
+ * is closed on any failure (rollback); on success they all pass to the
+ * caller at once (commit).  The source keeps its copies either way.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <linux/kcmp.h>
+
+#include "fdh-internal.h"
+
+/* How long the fallback waits for each reply from a cooperating source. */
+#define FALLBACK_TIMEOUT_MS 5000
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *label_of(const struct fdh_pull_entry *e)
+{
+	return e->label ? e->label : "";
+}
+
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+static int check_arguments(const struct fdh_pull_entry *entries, size_t n,
+			   const int *ret_fds)
+{
+	if (!entries || !ret_fds || n == 0 || n > FDH_PULL_MAX)
+		return fdh_fail(-EINVAL, -1,
+				"pull of %zu entries: needs 1..%d entries and an output array",
+				n, FDH_PULL_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].remote_fd < 0)
+			return fdh_fail(-EINVAL, (int)i,
+					"entry %zu '%s': invalid remote fd %d",
+					i, label_of(&entries[i]),
+					entries[i].remote_fd);
+	return 0;
+}
+
+static int compare_identity(const struct fdh_identity *a,
+			    const struct fdh_identity *b)
+{
+	if (a->dev != b->dev)
+		return a->dev < b->dev ? -1 : 1;
+	if (a->ino != b->ino)
+		return a->ino < b->ino ? -1 : 1;
+	if (a->kind_id != b->kind_id)
+		return a->kind_id < b->kind_id ? -1 : 1;
+	return strncmp(a->name, b->name, sizeof(a->name));
+}
+
+/* qsort() has no context argument: the entries being sorted, per thread. */
+static _Thread_local const struct fdh_pull_entry *sort_entries;
+
+static int compare_index(const void *pa, const void *pb)
+{
+	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+	int c = compare_identity(&sort_entries[a].expect,
+				 &sort_entries[b].expect);
+
+	if (c)
+		return c;
+	return sort_entries[a].remote_fd - sort_entries[b].remote_fd;
+}
+
+/*
+ * No two entries may name one open file: the same number twice, or two
+ * numbers that are dup()s of one description (say two "queues" that are
+ * one TAP queue).  Only entries with equal identities can be the same
+ * file, so sort by identity and kcmp within runs of equals: n log n, and
+ * no kcmp at all for distinct memfds or eventfds.
+ */
+static int check_distinct(const struct fdh_pull_entry *entries, size_t n,
+			  const int *fds)
+{
+	size_t *order;
+	int r = 0;
+
+	order = malloc(n * sizeof(*order));
+	if (!order)
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	sort_entries = entries;
+	qsort(order, n, sizeof(*order), compare_index);
+	for (size_t i = 1; i < n && r == 0; i++) {
+		size_t a = order[i - 1], b = order[i];
+
+		if (entries[a].remote_fd == entries[b].remote_fd)
+			r = fdh_fail(-EINVAL, (int)b,
+				     "entries %zu and %zu both name remote fd %d",
+				     a, b, entries[b].remote_fd);
+		else if (compare_identity(&entries[a].expect,
+					  &entries[b].expect) == 0 &&
+			 fdh_sys_kcmp(getpid(), getpid(), KCMP_FILE,
+				      (unsigned long)fds[a],
+				      (unsigned long)fds[b]) == 0)
+			r = fdh_fail(-EINVAL, (int)b,
+				     "entries %zu '%s' and %zu '%s' (remote fds %d and %d) are the same open file",
+				     a, label_of(&entries[a]), b,
+				     label_of(&entries[b]), entries[a].remote_fd,
+				     entries[b].remote_fd);
+	}
+	free(order);
+	return r;
+}
+
+/*
+ * Prove that local fd is the file entry describes and (kcmp) the very
+ * open file description the source holds at remote_fd now.  kcmp refused
+ * by the kernel (-EPERM, -ENOSYS) leaves *kcmp_ok false, nothing else.
+ */
+static int verify_one(struct fdh_source_info *src, size_t i,
+		      const struct fdh_pull_entry *e, int fd, bool *kcmp_ok)
+{
+	char why[160];
+	int r;
+
+	r = fdh_identity_check_fd(fd, &e->expect, why, sizeof(why));
+	if (r < 0)
+		return fdh_fail(-ESTALE, (int)i,
+				"entry %zu '%s': fd %d of pid %d is not the file the manifest describes: %s",
+				i, label_of(e), e->remote_fd, src->pid, why);
+
+	*kcmp_ok = false;
+	r = fdh_sys_kcmp(getpid(), src->pid, KCMP_FILE, (unsigned long)fd,
+			 (unsigned long)e->remote_fd);
+	if (r == 0) {
+		*kcmp_ok = true;
+		return 0;
+	}
+	if (r > 0)
+		return fdh_fail(-ESTALE, (int)i,
+				"entry %zu '%s': fd %d of pid %d was replaced by another file while being pulled",
+				i, label_of(e), e->remote_fd, src->pid);
+	r = -errno;
+	if (r == -EPERM || r == -ENOSYS || r == -EACCES)
+		return 0;
+	if (r == -ESRCH)
+		return fdh_fail(r, (int)i, "kcmp(pid %d): the source exited",
+				src->pid);
+	return fdh_fail(r, (int)i,
+			"kcmp(pid %d, fd %d) for entry %zu '%s': %s",
+			src->pid, e->remote_fd, i, label_of(e), strerror(-r));
+}
+
+static int getfd_error(const struct fdh_source_info *src, size_t i,
+		       const struct fdh_pull_entry *e, int r)
+{
+	const char *hint;
+
+	switch (r) {
+	case -EBADF:
+		hint = "no such fd in the source (closed?)";
+		break;
+	case -ESRCH:
+		hint = "the source process has exited";
+		break;
+	case -EPERM:
+		hint = "the puller needs ptrace permission over the source: same uid and a dumpable source (Yama ptrace_scope <= 1, or the source calls fdh_allow_successor()), or CAP_SYS_PTRACE; or give the source a cooperation socket for the SCM_RIGHTS fallback";
+		break;
+	case -ENOSYS:
+		hint = "pidfd_getfd is missing (Linux < 5.6) or blocked by seccomp; give the source a cooperation socket for the SCM_RIGHTS fallback";
+		break;
+	case -EMFILE:
+		hint = "this process is out of fd slots: raise RLIMIT_NOFILE";
+		break;
+	default:
+		hint = strerror(-r);
+	}
+	return fdh_fail(r, (int)i, "pidfd_getfd(pid %d, fd %d '%s'): %s: %s",
+			src->pid, e->remote_fd, label_of(e), strerror(-r),
+			hint);
+}
+
+/* Wait until sockfd is readable or the fallback's patience runs out. */
+static int wait_readable(int sockfd)
+{
+	struct pollfd p = { .fd = sockfd, .events = POLLIN };
+	int r;
+
+	do {
+		r = poll(&p, 1, FALLBACK_TIMEOUT_MS);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+/* Receive one reply header with its fds into fds[first..first+n). */
+static int receive_batch(int sockfd, int *fds, size_t n_total,
+			 struct fdh_wire_reply *ret_reply)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FDH_SCM_BATCH)];
+		struct cmsghdr align;
+	} control;
+	struct fdh_wire_reply reply;
+	struct iovec iov = { &reply, sizeof(reply) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
+	size_t got = 0;
+	ssize_t len;
+	int r;
+
+	r = wait_readable(sockfd);
+	if (r < 0)
+		return r;
+	len = recvmsg(sockfd, &msg, MSG_CMSG_CLOEXEC);
+	if (len < 0)
+		return -errno;
+
+	/* Take ownership of whatever arrived before judging the message. */
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t j = 0; j < k; j++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (len == (ssize_t)sizeof(reply) &&
+			    got < FDH_SCM_BATCH && reply.first + got < n_total &&
+			    fds[reply.first + got] < 0)
+				fds[reply.first + got] = fd;
+			else
+				close(fd);
+			got++;
+		}
+	}
+	if (len == 0)
+		return -ECONNRESET;
+	if (len != (ssize_t)sizeof(reply) || reply.magic != FDH_WIRE_MAGIC ||
+	    (msg.msg_flags & MSG_CTRUNC))
+		return -EPROTO;
+	if (reply.status == 0 &&
+	    (got != reply.n || reply.first > n_total ||
+	     reply.n > n_total - reply.first))
+		return -EPROTO;
+	*ret_reply = reply;
+	return 0;
+}
+
+static int send_request(int sockfd, const struct fdh_pull_entry *entries,
+			size_t n)
+{
+	struct fdh_wire_request req = { FDH_WIRE_MAGIC, (uint32_t)n };
+	int32_t *numbers;
+	struct iovec iov[2];
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	ssize_t len;
+
+	numbers = malloc(n * sizeof(*numbers));
+	if (!numbers)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		numbers[i] = entries[i].remote_fd;
+	iov[0] = (struct iovec){ &req, sizeof(req) };
+	iov[1] = (struct iovec){ numbers, n * sizeof(*numbers) };
+	len = sendmsg(sockfd, &msg, MSG_NOSIGNAL);
+	free(numbers);
+	if (len < 0)
+		return -errno;
+	return len == (ssize_t)(sizeof(req) + n * sizeof(int32_t)) ? 0 : -EPROTO;
+}
+
+/* The source's cooperation: it sends the same set over SCM_RIGHTS. */
+static int pull_scm_rights(const struct fdh_source_info *src,
+			   const struct fdh_pull_entry *entries, size_t n,
+			   int *fds)
+{
+	struct fdh_wire_reply reply;
+	size_t done = 0;
+	int r;
+
+	r = send_request(src->sockfd, entries, n);
+	if (r < 0)
+		return fdh_fail(r, -1, "SCM_RIGHTS fallback: request to pid %d: %s",
+				src->pid, strerror(-r));
+	while (done < n) {
+		r = receive_batch(src->sockfd, fds, n, &reply);
+		if (r < 0)
+			return fdh_fail(r, -1,
+					"SCM_RIGHTS fallback: reply from pid %d: %s%s",
+					src->pid, strerror(-r),
+					r == -ETIMEDOUT ? " (is the source serving its cooperation socket?)" : "");
+		if (reply.status < 0) {
+			size_t i = reply.first < n ? reply.first : 0;
+
+			return fdh_fail(reply.status, (int)i,
+					"SCM_RIGHTS fallback: pid %d refused entry %zu '%s' (fd %d): %s",
+					src->pid, i, label_of(&entries[i]),
+					entries[i].remote_fd,
+					strerror(-reply.status));
+		}
+		done += reply.n;
+	}
+	return 0;
+}
+
+static int pull_pidfd(const struct fdh_source_info *src,
+		      const struct fdh_pull_entry *entries, size_t n, int *fds)
+{
+	for (size_t i = 0; i < n; i++) {
+		int fd = fdh_sys_pidfd_getfd(src->pidfd, entries[i].remote_fd, 0);
+		int err = fd < 0 ? -errno : 0;
+
+		FDH_PROBE4(pull_fd, i, entries[i].remote_fd, fd, err);
+		if (fd < 0)
+			return getfd_error(src, i, &entries[i], err);
+		fds[i] = fd;
+	}
+	return 0;
+}
+
+int fdh_pull(struct fdh_source *source, const struct fdh_pull_entry *entries,
+	     size_t n, int *ret_fds, struct fdh_pull_report *ret_report)
+{
+	struct fdh_pull_report report = { .transport = FDH_TRANSPORT_PIDFD };
+	struct fdh_source_info src;
+	uint64_t start = now_ns();
+	int *fds = NULL;
+	int r;
+
+	r = check_arguments(entries, n, ret_fds);
+	if (r < 0)
+		return r;
+	r = fdh_source_get_info(source, &src);
+	if (r < 0)
+		return r;
+	fds = malloc(n * sizeof(*fds));
+	if (!fds)
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
+
+	FDH_PROBE2(pull_begin, src.pid, n);
+	r = pull_pidfd(&src, entries, n, fds);
+	if ((r == -EPERM || r == -ENOSYS) && src.sockfd >= 0) {
+		FDH_PROBE2(fallback, src.pid, r);
+		close_all(fds, n);
+		report.transport = FDH_TRANSPORT_SCM_RIGHTS;
+		report.fallback_reason = r;
+		r = pull_scm_rights(&src, entries, n, fds);
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		bool kcmp_ok = false;
+
+		r = verify_one(&src, i, &entries[i], fds[i], &kcmp_ok);
+		FDH_PROBE3(verify, i, r, kcmp_ok);
+		report.n_kcmp_verified += kcmp_ok;
+	}
+	if (r == 0)
+		r = check_distinct(entries, n, fds);
+	if (r < 0) {
+		FDH_PROBE2(rollback, fdh_last_error()->entry, r);
+		close_all(fds, n);
+		free(fds);
+		return r;
+	}
+
+	memcpy(ret_fds, fds, n * sizeof(*fds));
+	free(fds);
+	report.elapsed_ns = now_ns() - start;
+	FDH_PROBE3(commit, src.pid, n, report.transport);
+	if (ret_report)
+		*ret_report = report;
+	fdh_clear_error();
+	return 0;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what building and testing fd-handover needs on Debian 12.
+# Idempotent: a second run only checks.  Usage: scripts/deps.sh [extra-package...]
+set -euo pipefail
+
+packages=(
+	build-essential pkg-config meson ninja-build
+	libglib2.0-dev libseccomp-dev systemtap-sdt-dev
+	clang llvm libclang-rt-14-dev
+	libbpf-dev bpftool linux-libc-dev
+	iproute2 util-linux python3 procps
+	"$@"
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The test command: install what is needed, build (warnings as errors under
+# CI), run every test (plain and ASan+UBSan builds), run the bounded fuzz
+# pass, and end with one line "N passed, N failed, N skipped".
+#
+# Usage: scripts/test.sh            (as root: tests need netns, TAP, clone3)
+# Env:   CI=true  -Dwerror=true;  FUZZ_SECONDS (default 60; 0 skips fuzzing)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh || exit 1
+
+werror=false
+[ "${CI:-}" = true ] && werror=true
+fuzz_seconds=${FUZZ_SECONDS:-60}
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+
+# setup DIR [meson options...]: configure once, reconfigure when options change.
+setup() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+}
+
+run_suite() {
+	local dir=$1 tag=$2
+	shift 2
+	echo "== $tag: build ($dir)"
+	if ! setup "$dir" -Dwerror=$werror "$@" || ! ninja -C "$dir" >"$results/$tag.build.log" 2>&1; then
+		cat "$results/$tag.build.log" 2>/dev/null | tail -40
+		echo "not ok - $tag build" >>"$results/extra.tap"
+		status=1
+		return
+	fi
+	echo "== $tag: test"
+	meson test -C "$dir" --print-errorlogs --num-processes 1 >"$results/$tag.test.log" 2>&1 || status=1
+	tail -n 15 "$results/$tag.test.log"
+	cp "$dir/meson-logs/testlog.json" "$results/$tag.testlog.json"
+}
+
+run_suite build plain
+run_suite build-asan sanitize -Dsanitize=true -Db_lundef=false
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+	echo "== fuzz: ${fuzz_seconds}s"
+	if scripts/fuzz.sh "$fuzz_seconds" >"$results/fuzz.log" 2>&1; then
+		echo "ok - fuzz manifest decoder ${fuzz_seconds}s" >>"$results/extra.tap"
+	else
+		tail -n 30 "$results/fuzz.log"
+		echo "not ok - fuzz manifest decoder" >>"$results/extra.tap"
+		status=1
+	fi
+	tail -n 3 "$results/fuzz.log"
+fi
+
+python3 scripts/tap-count.py "$results"/*.testlog.json "$results/extra.tap" || status=1
+exit $status

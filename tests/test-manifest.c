@@ -1,0 +1,1510 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The manifest, as Documentation/manifest.md specifies it: every kind
+ * survives encode and decode field for field, every validation rule
+ * rejects on its own and names its field, and no damaged, truncated or
+ * foreign input gets through decode.
+ *
+ * Every test runs in the "manifest" fixture, whose teardown asks
+ * LeakSanitizer (in -Dsanitize=true builds) whether the test leaked: the
+ * harness ends each test with _exit(), where LSan would not look.
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "fdhandover.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_LSAN 1
+#endif
+#endif
+#ifdef HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* lib/manifest.c: encode without validating, to feed decode bad input. */
+int fdh_manifest_encode_unchecked(const struct fdh_manifest *m,
+				  void **ret_buf, size_t *ret_len);
+
+/* Written out again here, from the spec, to check the library against it. */
+#define MANIFEST_TYPE \
+	"((itayuay)a(ayuuittuutm(ayuuiu)m(aytu)mbm(ttqqt))a(ayta(uutttqq)))"
+#define HEADER_LEN 8
+
+#define BOOT_ID "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+FIXTURE(manifest) {
+	int unused;
+};
+
+FIXTURE_SETUP(manifest)
+{
+}
+
+FIXTURE_TEARDOWN(manifest)
+{
+#ifdef HAVE_LSAN
+	EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0,
+		  "the test leaked memory (report on stderr)");
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* A sample manifest: entries[k] is of kind k, two devices            */
+
+static mode_t kind_mode(uint32_t kind)
+{
+	switch (kind) {
+	case FDH_KIND_MEMFD:
+	case FDH_KIND_FILE:
+		return S_IFREG | 0600;
+	case FDH_KIND_TAP:
+	case FDH_KIND_VHOST_NET:
+		return S_IFCHR | 0666;
+	case FDH_KIND_UNIX_SOCKET:
+	case FDH_KIND_VHOST_USER:
+	case FDH_KIND_SOCKET:
+		return S_IFSOCK | 0777;
+	case FDH_KIND_PIPE:
+		return S_IFIFO | 0600;
+	default:
+		return 0600;	/* anonymous inodes have no file type */
+	}
+}
+
+static void sample_entry(uint32_t kind, struct fdh_manifest_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->owner, sizeof(e->owner), "own-%s", fdh_kind_name(kind));
+	e->index = kind;
+	e->kind = kind;
+	e->remote_fd = 30 + (int32_t)kind;
+	e->dev = makedev(0, 10 + kind);
+	e->ino = 5000 + kind;
+	e->mode = kind_mode(kind);
+	e->open_flags = O_RDWR | O_CLOEXEC;
+	e->kind_id = 7000 + kind;
+	switch (kind) {
+	case FDH_KIND_TAP:
+		strcpy(e->u.tap.ifname, "tap-net0");
+		e->u.tap.queue = 3;
+		e->u.tap.iff_flags = 0x5002;
+		e->u.tap.vnet_hdr_sz = 12;
+		e->u.tap.offloads = 0x1f;
+		break;
+	case FDH_KIND_MEMFD:
+		strcpy(e->u.memfd.name, "qemu-ram");
+		e->u.memfd.size = 1ull << 30;
+		e->u.memfd.seals = 0xf;
+		break;
+	case FDH_KIND_EVENTFD:
+		e->u.eventfd.semaphore = true;
+		break;
+	case FDH_KIND_VHOST_USER:
+		e->u.vhost_user.inflight_size = 8192;
+		e->u.vhost_user.inflight_offset = 4096;
+		e->u.vhost_user.inflight_queue_size = 256;
+		e->u.vhost_user.inflight_num_queues = 2;
+		e->u.vhost_user.protocol_features = 0x3fff;
+		break;
+	}
+}
+
+/* Rings in a deliberately unsorted order: only uniqueness is required. */
+static void sample_device(struct fdh_manifest_device *d, const char *owner,
+			  uint32_t n_vrings)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->owner, sizeof(d->owner), "%s", owner);
+	d->acked_features = n_vrings ? 0x130000000ull | 1ull << 32 : 777;
+	d->n_vrings = n_vrings;
+	for (uint32_t i = 0; i < n_vrings; i++) {
+		struct fdh_vring *v = &d->vrings[i];
+
+		v->index = n_vrings - 1 - i;
+		v->size = 256u << (i % 8);	/* up to 32768 */
+		v->desc = 0x7f0000010000ull + 0x10000ull * i;
+		v->avail = v->desc + 0x4000;
+		v->used = v->desc + 0x8000;
+		v->last_avail_idx = (uint16_t)(65530 + i);
+		v->used_idx = (uint16_t)(65529 + i);
+	}
+}
+
+static struct fdh_manifest *sample_source_only(void)
+{
+	struct fdh_manifest *m = fdh_manifest_new();
+
+	if (!m)
+		return NULL;
+	m->source.pid = 4242;
+	m->source.start_time = 987654321;
+	strcpy(m->source.boot_id, BOOT_ID);
+	m->source.uid = 1000;
+	strcpy(m->source.comm, "qemu-kvm");
+	return m;
+}
+
+/* Every kind once, a device with four rings and one with none. */
+static struct fdh_manifest *sample(void)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_device d;
+	struct fdh_manifest_entry e;
+	int r = m ? 0 : -ENOMEM;
+
+	for (uint32_t k = 0; r == 0 && k < FDH_KIND__MAX; k++) {
+		sample_entry(k, &e);
+		r = fdh_manifest_add_entry(m, &e);
+	}
+	sample_device(&d, "net0", 4);
+	if (r == 0)
+		r = fdh_manifest_add_device(m, &d);
+	sample_device(&d, "blk0", 0);
+	if (r == 0)
+		r = fdh_manifest_add_device(m, &d);
+	if (r < 0) {
+		fdh_manifest_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparing                                                          */
+
+#define EQ(field) EXPECT_EQ(a->field, b->field, "%s", #field)
+#define STREQ(field) EXPECT_STREQ(a->field, b->field, "%s", #field)
+
+static void expect_entry_eq(struct th_meta *_meta,
+			    const struct fdh_manifest_entry *a,
+			    const struct fdh_manifest_entry *b)
+{
+	STREQ(owner);
+	EQ(index);
+	EQ(kind);
+	EQ(remote_fd);
+	EQ(dev);
+	EQ(ino);
+	EQ(mode);
+	EQ(open_flags);
+	EQ(kind_id);
+	switch (a->kind) {
+	case FDH_KIND_TAP:
+		STREQ(u.tap.ifname);
+		EQ(u.tap.queue);
+		EQ(u.tap.iff_flags);
+		EQ(u.tap.vnet_hdr_sz);
+		EQ(u.tap.offloads);
+		break;
+	case FDH_KIND_MEMFD:
+		STREQ(u.memfd.name);
+		EQ(u.memfd.size);
+		EQ(u.memfd.seals);
+		break;
+	case FDH_KIND_EVENTFD:
+		EQ(u.eventfd.semaphore);
+		break;
+	case FDH_KIND_VHOST_USER:
+		EQ(u.vhost_user.inflight_size);
+		EQ(u.vhost_user.inflight_offset);
+		EQ(u.vhost_user.inflight_queue_size);
+		EQ(u.vhost_user.inflight_num_queues);
+		EQ(u.vhost_user.protocol_features);
+		break;
+	}
+}
+
+static void expect_device_eq(struct th_meta *_meta,
+			     const struct fdh_manifest_device *a,
+			     const struct fdh_manifest_device *b)
+{
+	STREQ(owner);
+	EQ(acked_features);
+	EQ(n_vrings);
+	for (uint32_t i = 0; i < a->n_vrings && i < b->n_vrings; i++) {
+		EQ(vrings[i].index);
+		EQ(vrings[i].size);
+		EQ(vrings[i].desc);
+		EQ(vrings[i].avail);
+		EQ(vrings[i].used);
+		EQ(vrings[i].last_avail_idx);
+		EQ(vrings[i].used_idx);
+	}
+}
+
+static void expect_manifest_eq(struct th_meta *_meta,
+			       const struct fdh_manifest *a,
+			       const struct fdh_manifest *b)
+{
+	EQ(version);
+	EQ(source.pid);
+	EQ(source.start_time);
+	STREQ(source.boot_id);
+	EQ(source.uid);
+	STREQ(source.comm);
+	ASSERT_EQ(a->n_entries, b->n_entries);
+	for (size_t i = 0; i < a->n_entries; i++)
+		expect_entry_eq(_meta, &a->entries[i], &b->entries[i]);
+	ASSERT_EQ(a->n_devices, b->n_devices);
+	for (size_t i = 0; i < a->n_devices; i++)
+		expect_device_eq(_meta, &a->devices[i], &b->devices[i]);
+}
+
+/* Encode m, decode it, expect the same manifest back. */
+static void check_round_trip(struct th_meta *_meta, struct fdh_manifest *m)
+{
+	struct fdh_manifest *back = NULL;
+	size_t len;
+	void *buf;
+
+	ASSERT_EQ(fdh_manifest_encode(m, &buf, &len), 0, "%s",
+		  fdh_last_error()->msg);
+	ASSERT_EQ(fdh_manifest_decode(buf, len, &back), 0, "%s",
+		  fdh_last_error()->msg);
+	free(buf);
+	expect_manifest_eq(_meta, m, back);
+	fdh_manifest_free(back);
+	fdh_manifest_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Round trips                                                        */
+
+static void check_kind_round_trip(struct th_meta *_meta, uint32_t kind)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	sample_entry(kind, &e);
+	ASSERT_EQ(fdh_manifest_add_entry(m, &e), 0, "%s",
+		  fdh_last_error()->msg);
+	check_round_trip(_meta, m);
+}
+
+#define KINDS(X)							\
+	X(other, FDH_KIND_OTHER)					\
+	X(memfd, FDH_KIND_MEMFD)					\
+	X(tap, FDH_KIND_TAP)						\
+	X(eventfd, FDH_KIND_EVENTFD)					\
+	X(vhost_net, FDH_KIND_VHOST_NET)				\
+	X(vhost_user_with_inflight, FDH_KIND_VHOST_USER)		\
+	X(unix_socket, FDH_KIND_UNIX_SOCKET)				\
+	X(pidfd, FDH_KIND_PIDFD)					\
+	X(epoll, FDH_KIND_EPOLL)					\
+	X(pipe, FDH_KIND_PIPE)						\
+	X(file, FDH_KIND_FILE)						\
+	X(socket, FDH_KIND_SOCKET)
+
+#define ROUND_TRIP_TEST(name, kind)					\
+	TEST_F(manifest, round_trip_keeps_##name##_entry)		\
+	{								\
+		check_kind_round_trip(_meta, kind);			\
+	}
+KINDS(ROUND_TRIP_TEST)
+
+TEST_F(manifest, kinds_list_covers_every_kind)
+{
+#define COUNT_KIND(name, kind) + 1
+	ASSERT_EQ(0 KINDS(COUNT_KIND), FDH_KIND__MAX,
+		  "a kind was added: give it a round-trip test");
+#undef COUNT_KIND
+}
+
+TEST_F(manifest, round_trip_keeps_device_vrings)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_device d;
+
+	ASSERT_TRUE(m != NULL);
+	sample_device(&d, "net0", FDH_MANIFEST_MAX_VRINGS);
+	d.vrings[0].size = 32768;	/* the largest ring allowed */
+	ASSERT_EQ(fdh_manifest_add_device(m, &d), 0, "%s",
+		  fdh_last_error()->msg);
+	check_round_trip(_meta, m);
+}
+
+TEST_F(manifest, round_trip_keeps_whole_sample)
+{
+	struct fdh_manifest *m = sample();
+
+	ASSERT_TRUE(m != NULL, "%s", fdh_last_error()->msg);
+	check_round_trip(_meta, m);
+}
+
+TEST_F(manifest, round_trip_keeps_empty_manifest)
+{
+	struct fdh_manifest *m = sample_source_only();
+
+	ASSERT_TRUE(m != NULL);
+	check_round_trip(_meta, m);
+}
+
+TEST_F(manifest, round_trip_keeps_non_utf8_strings)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	strcpy(m->source.comm, "q\xff\x01\"\\");
+	sample_entry(FDH_KIND_MEMFD, &e);
+	strcpy(e.u.memfd.name, "\x80\xfe ram");
+	ASSERT_EQ(fdh_manifest_add_entry(m, &e), 0);
+	check_round_trip(_meta, m);
+}
+
+TEST_F(manifest, round_trip_keeps_longest_strings)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	memset(m->source.comm, 'c', sizeof(m->source.comm) - 1);
+	sample_entry(FDH_KIND_TAP, &e);
+	memset(e.owner, 'o', sizeof(e.owner) - 1);
+	memset(e.u.tap.ifname, 'i', sizeof(e.u.tap.ifname) - 1);
+	ASSERT_EQ(fdh_manifest_add_entry(m, &e), 0, "%s",
+		  fdh_last_error()->msg);
+	check_round_trip(_meta, m);
+}
+
+TEST_F(manifest, encode_writes_magic_and_little_endian_version)
+{
+	struct fdh_manifest *m = sample();
+	uint8_t *buf;
+	size_t len;
+
+	ASSERT_TRUE(m != NULL);
+	ASSERT_EQ(fdh_manifest_encode(m, (void **)&buf, &len), 0);
+	fdh_manifest_free(m);
+	EXPECT_TRUE(memcmp(buf, "FDHM\x01\x00\x00\x00", 8) == 0);
+	free(buf);
+}
+
+TEST_F(manifest, reencoding_a_decoded_manifest_gives_the_same_bytes)
+{
+	struct fdh_manifest *m = sample(), *back = NULL;
+	void *buf, *again;
+	size_t len, len2;
+
+	ASSERT_TRUE(m != NULL);
+	ASSERT_EQ(fdh_manifest_encode(m, &buf, &len), 0);
+	fdh_manifest_free(m);
+	ASSERT_EQ(fdh_manifest_decode(buf, len, &back), 0);
+	ASSERT_EQ(fdh_manifest_encode(back, &again, &len2), 0);
+	fdh_manifest_free(back);
+	EXPECT_EQ(len, len2);
+	EXPECT_TRUE(len == len2 && memcmp(buf, again, len) == 0,
+		    "normal form: one manifest, one encoding");
+	free(buf);
+	free(again);
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation rules: each breaks one field of a valid sample          */
+
+static void set_n_entries(struct fdh_manifest *m, size_t n)
+{
+	struct fdh_manifest_entry *e = calloc(n, sizeof(*e));
+
+	if (!e)
+		abort();
+	memcpy(e, m->entries, m->n_entries * sizeof(*e));
+	free(m->entries);
+	m->entries = e;
+	m->n_entries = n;
+}
+
+static void set_n_devices(struct fdh_manifest *m, size_t n)
+{
+	struct fdh_manifest_device *d = calloc(n, sizeof(*d));
+
+	if (!d)
+		abort();
+	memcpy(d, m->devices, m->n_devices * sizeof(*d));
+	free(m->devices);
+	m->devices = d;
+	m->n_devices = n;
+}
+
+/*
+ * Break the sample with mutate: validate and encode must refuse it with
+ * -EINVAL and a message naming field; written out anyway (wire), decode
+ * must refuse it with -EBADMSG naming the same field.
+ */
+static void check_rule(struct th_meta *_meta,
+		       void (*mutate)(struct fdh_manifest *m), int entry,
+		       const char *field, const char *detail, bool wire)
+{
+	struct fdh_manifest *m = sample(), *back = NULL;
+	const struct fdh_error *err = fdh_last_error();
+	void *buf;
+	size_t len;
+
+	ASSERT_TRUE(m != NULL, "%s", err->msg);
+	ASSERT_EQ(fdh_manifest_validate(m), 0, "%s", err->msg);
+	mutate(m);
+	EXPECT_EQ(fdh_manifest_validate(m), -EINVAL);
+	EXPECT_TRUE(strstr(err->msg, field) && strstr(err->msg, detail),
+		    "message '%s' lacks '%s' or '%s'", err->msg, field,
+		    detail);
+	EXPECT_EQ(err->entry, entry, "the failing entry");
+	EXPECT_EQ(fdh_manifest_encode(m, &buf, &len), -EINVAL,
+		  "encode validates");
+	if (wire) {
+		ASSERT_EQ(fdh_manifest_encode_unchecked(m, &buf, &len), 0);
+		EXPECT_EQ(fdh_manifest_decode(buf, len, &back), -EBADMSG);
+		EXPECT_TRUE(strstr(err->msg, field) != NULL,
+			    "decode message '%s' lacks '%s'", err->msg, field);
+		EXPECT_EQ(err->entry, entry, "the failing entry");
+		free(buf);
+	}
+	fdh_manifest_free(m);
+}
+
+#define E(kind) m->entries[FDH_KIND_##kind]
+#define TAP_AT "entries[2]."
+#define VU_AT "entries[5].vhost_user."
+
+/* name, entry, field, detail, also through the wire, mutation */
+#define RULES(X)							\
+	X(rejects_unknown_version, -1, "version", "unknown version 2",	\
+	  true, m->version = 2)						\
+	X(rejects_zero_pid, -1, "source.pid", "not a process id", true,	\
+	  m->source.pid = 0)						\
+	X(rejects_boot_id_not_uuid, -1, "source.boot_id", "UUID", true,	\
+	  strcpy(m->source.boot_id, "not-a-uuid"))			\
+	X(rejects_boot_id_in_capitals, -1, "source.boot_id", "UUID",	\
+	  true, m->source.boot_id[0] = 'F')				\
+	X(rejects_boot_id_without_nul, -1, "source.boot_id",		\
+	  "not NUL-terminated within 37 bytes", true,			\
+	  memset(m->source.boot_id, 'a', sizeof(m->source.boot_id)))	\
+	X(rejects_invalid_uid, -1, "source.uid", "not a uid", true,	\
+	  m->source.uid = UINT32_MAX)					\
+	X(rejects_comm_without_nul, -1, "source.comm",			\
+	  "not NUL-terminated within 16 bytes", true,			\
+	  memset(m->source.comm, 'c', sizeof(m->source.comm)))		\
+	X(rejects_too_many_entries, -1, "entries", "1025, more than 1024", \
+	  true, set_n_entries(m, FDH_MANIFEST_MAX_ENTRIES + 1))		\
+	X(rejects_entries_missing, -1, "entries", "NULL", false,		\
+	  free(m->entries), m->entries = NULL)				\
+	X(rejects_empty_owner, 0, "entries[0].owner", "empty", true,	\
+	  m->entries[0].owner[0] = '\0')					\
+	X(rejects_owner_without_nul, 1, "entries[1].owner",		\
+	  "not NUL-terminated within 64 bytes", true,			\
+	  memset(m->entries[1].owner, 'o', FDH_OWNER_MAX))		\
+	X(rejects_unknown_kind, 0, "entries[0].kind", "unknown kind 99",	\
+	  true, m->entries[0].kind = 99)					\
+	X(rejects_negative_remote_fd, 3, "entries[3].remote_fd",		\
+	  "negative", true, E(EVENTFD).remote_fd = -1)			\
+	X(rejects_mode_beyond_type_and_permissions, 1, "entries[1].mode", \
+	  "bits beyond", true, E(MEMFD).mode |= 0x10000000)		\
+	X(rejects_tap_without_ifname, 2, TAP_AT "tap.ifname", "empty",	\
+	  true, E(TAP).u.tap.ifname[0] = '\0')				\
+	X(rejects_tap_ifname_without_nul, 2, TAP_AT "tap.ifname",	\
+	  "not NUL-terminated within 16 bytes", true,			\
+	  memset(E(TAP).u.tap.ifname, 't', 16))				\
+	X(rejects_tap_queue_beyond_kernel_limit, 2, TAP_AT "tap.queue",	\
+	  "256, not below 256", true, E(TAP).u.tap.queue = 256)		\
+	X(rejects_tap_vnet_hdr_too_small, 2, TAP_AT "tap.vnet_hdr_sz",	\
+	  "neither -1", true, E(TAP).u.tap.vnet_hdr_sz = 4)		\
+	X(rejects_memfd_name_without_nul, 1, "entries[1].memfd.name",	\
+	  "not NUL-terminated within 64 bytes", true,			\
+	  memset(E(MEMFD).u.memfd.name, 'm', FDH_NAME_MAX))		\
+	X(rejects_inflight_geometry_without_region, 5,			\
+	  VU_AT "inflight_size", "0, but", true,			\
+	  E(VHOST_USER).u.vhost_user.inflight_size = 0)			\
+	X(rejects_inflight_region_overflow, 5, VU_AT "inflight_offset",	\
+	  "overflows", true,						\
+	  E(VHOST_USER).u.vhost_user.inflight_offset = UINT64_MAX)	\
+	X(rejects_inflight_queue_size_not_power_of_two, 5,		\
+	  VU_AT "inflight_queue_size", "1000, not a power of two", true,	\
+	  E(VHOST_USER).u.vhost_user.inflight_queue_size = 1000)		\
+	X(rejects_inflight_without_queues, 5,				\
+	  VU_AT "inflight_num_queues", "0, not between 1 and 64", true,	\
+	  E(VHOST_USER).u.vhost_user.inflight_num_queues = 0)		\
+	X(rejects_inflight_too_many_queues, 5,				\
+	  VU_AT "inflight_num_queues", "65, not between", true,		\
+	  E(VHOST_USER).u.vhost_user.inflight_num_queues = 65)		\
+	X(rejects_duplicate_remote_fd, 4, "entries[4].remote_fd",	\
+	  "also entries[1]", true,					\
+	  E(VHOST_NET).remote_fd = E(MEMFD).remote_fd)			\
+	X(rejects_duplicate_owner_and_index, 4, "entries[4].index",	\
+	  "also entries[1]", true,					\
+	  strcpy(E(VHOST_NET).owner, E(MEMFD).owner),			\
+	  E(VHOST_NET).index = E(MEMFD).index)				\
+	X(rejects_too_many_devices, -1, "devices", "65, more than 64",	\
+	  true, set_n_devices(m, FDH_MANIFEST_MAX_DEVICES + 1))		\
+	X(rejects_devices_missing, -1, "devices", "NULL", false,		\
+	  free(m->devices), m->devices = NULL)				\
+	X(rejects_device_without_owner, -1, "devices[1].owner", "empty",	\
+	  true, m->devices[1].owner[0] = '\0')				\
+	X(rejects_device_owner_without_nul, -1, "devices[0].owner",	\
+	  "not NUL-terminated within 64 bytes", true,			\
+	  memset(m->devices[0].owner, 'd', FDH_OWNER_MAX))		\
+	X(rejects_duplicate_device_owner, -1, "devices[1].owner",	\
+	  "also the owner of devices[0]", true,				\
+	  strcpy(m->devices[1].owner, m->devices[0].owner))		\
+	X(rejects_too_many_vrings, -1, "devices[0].n_vrings",		\
+	  "65, more than 64", false,					\
+	  m->devices[0].n_vrings = FDH_MANIFEST_MAX_VRINGS + 1)		\
+	X(rejects_vring_index_beyond_count, -1,				\
+	  "devices[0].vrings[1].index", "4, not below n_vrings 4", true,	\
+	  m->devices[0].vrings[1].index = 4)				\
+	X(rejects_duplicate_vring_index, -1, "devices[0].vrings[1].index", \
+	  "also vrings[0]", true,					\
+	  m->devices[0].vrings[1].index = m->devices[0].vrings[0].index)	\
+	X(rejects_vring_size_not_power_of_two, -1,			\
+	  "devices[0].vrings[2].size", "1000, not a power of two", true,	\
+	  m->devices[0].vrings[2].size = 1000)				\
+	X(rejects_vring_size_zero, -1, "devices[0].vrings[0].size",	\
+	  "0, not a power of two", true, m->devices[0].vrings[0].size = 0) \
+	X(rejects_vring_size_beyond_32768, -1,				\
+	  "devices[0].vrings[3].size", "65536, not a power of two up to", \
+	  true, m->devices[0].vrings[3].size = 65536)
+
+#define RULE_TEST(name, entry, field, detail, wire, ...)		\
+	static void mutate_##name(struct fdh_manifest *m)		\
+	{								\
+		__VA_ARGS__;						\
+	}								\
+	TEST_F(manifest, name)						\
+	{								\
+		check_rule(_meta, mutate_##name, entry, field, detail,	\
+			   wire);					\
+	}
+RULES(RULE_TEST)
+
+TEST_F(manifest, sample_is_valid)
+{
+	struct fdh_manifest *m = sample();
+
+	ASSERT_TRUE(m != NULL, "%s", fdh_last_error()->msg);
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, validate_accepts_unknown_tap_vnet_hdr_size)
+{
+	struct fdh_manifest *m = sample();
+
+	ASSERT_TRUE(m != NULL);
+	m->entries[FDH_KIND_TAP].u.tap.vnet_hdr_sz = -1;
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, validate_accepts_vhost_user_without_inflight_region)
+{
+	struct fdh_manifest *m = sample();
+
+	ASSERT_TRUE(m != NULL);
+	memset(&m->entries[FDH_KIND_VHOST_USER].u.vhost_user, 0,
+	       sizeof(m->entries[0].u.vhost_user));
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, validate_refuses_null)
+{
+	EXPECT_EQ(fdh_manifest_validate(NULL), -EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Building                                                           */
+
+TEST_F(manifest, new_manifest_is_empty_at_current_version)
+{
+	struct fdh_manifest *m = fdh_manifest_new();
+
+	ASSERT_TRUE(m != NULL);
+	EXPECT_EQ(m->version, FDH_MANIFEST_VERSION);
+	EXPECT_EQ(m->n_entries, 0);
+	EXPECT_EQ(m->n_devices, 0);
+	fdh_manifest_free(m);
+	fdh_manifest_free(NULL);
+}
+
+TEST_F(manifest, add_entry_stops_at_limit)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	sample_entry(FDH_KIND_EVENTFD, &e);
+	for (int i = 0; i < FDH_MANIFEST_MAX_ENTRIES; i++) {
+		e.index = (uint32_t)i;
+		e.remote_fd = i;
+		ASSERT_EQ(fdh_manifest_add_entry(m, &e), 0, "entry %d: %s", i,
+			  fdh_last_error()->msg);
+	}
+	e.index = e.remote_fd = FDH_MANIFEST_MAX_ENTRIES;
+	EXPECT_EQ(fdh_manifest_add_entry(m, &e), -E2BIG);
+	EXPECT_EQ(m->n_entries, FDH_MANIFEST_MAX_ENTRIES);
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, add_entry_refuses_invalid_entry)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	sample_entry(FDH_KIND_TAP, &e);
+	e.u.tap.ifname[0] = '\0';
+	EXPECT_EQ(fdh_manifest_add_entry(m, &e), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "entries[0].tap.ifname"),
+		    "%s", fdh_last_error()->msg);
+	EXPECT_EQ(m->n_entries, 0);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, add_entry_refuses_duplicate_remote_fd)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_entry e;
+
+	ASSERT_TRUE(m != NULL);
+	sample_entry(FDH_KIND_PIPE, &e);
+	ASSERT_EQ(fdh_manifest_add_entry(m, &e), 0);
+	e.index++;
+	EXPECT_EQ(fdh_manifest_add_entry(m, &e), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "entries[1].remote_fd"),
+		    "%s", fdh_last_error()->msg);
+	EXPECT_EQ(m->n_entries, 1);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, add_device_stops_at_limit)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_device d;
+
+	ASSERT_TRUE(m != NULL);
+	sample_device(&d, "dev", 1);
+	for (int i = 0; i < FDH_MANIFEST_MAX_DEVICES; i++) {
+		snprintf(d.owner, sizeof(d.owner), "dev%d", i);
+		ASSERT_EQ(fdh_manifest_add_device(m, &d), 0, "%s",
+			  fdh_last_error()->msg);
+	}
+	strcpy(d.owner, "one-too-many");
+	EXPECT_EQ(fdh_manifest_add_device(m, &d), -E2BIG);
+	EXPECT_EQ(m->n_devices, FDH_MANIFEST_MAX_DEVICES);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, add_device_refuses_duplicate_owner)
+{
+	struct fdh_manifest *m = sample_source_only();
+	struct fdh_manifest_device d;
+
+	ASSERT_TRUE(m != NULL);
+	sample_device(&d, "net0", 2);
+	ASSERT_EQ(fdh_manifest_add_device(m, &d), 0);
+	EXPECT_EQ(fdh_manifest_add_device(m, &d), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "devices[1].owner"), "%s",
+		    fdh_last_error()->msg);
+	EXPECT_EQ(m->n_devices, 1);
+	fdh_manifest_free(m);
+}
+
+static void tap_info(struct fdh_fd_info *info, bool details_known)
+{
+	memset(info, 0, sizeof(*info));
+	info->fd = 41;
+	info->kind = FDH_KIND_TAP;
+	strcpy(info->target, "/dev/net/tun");
+	info->dev = makedev(0, 5);
+	info->ino = 1234;
+	info->mode = S_IFCHR | 0666;
+	info->flags = O_RDWR | O_NONBLOCK;
+	strcpy(info->u.tap.ifname, "tap-net0");
+	info->u.tap.iff_flags = 0x5002;
+	info->u.tap.vnet_hdr_sz = 12;
+	info->u.tap.details_known = details_known;
+}
+
+TEST_F(manifest, entry_from_info_copies_tap_fields)
+{
+	struct fdh_manifest_entry e;
+	struct fdh_identity id;
+	struct fdh_fd_info info;
+
+	tap_info(&info, true);
+	fdh_manifest_entry_from_info(&info, "net0", 3, &e);
+	fdh_identity_from_info(&info, &id);
+	EXPECT_STREQ(e.owner, "net0");
+	EXPECT_EQ(e.index, 3);
+	EXPECT_EQ(e.kind, FDH_KIND_TAP);
+	EXPECT_EQ(e.remote_fd, 41);
+	EXPECT_EQ(e.dev, info.dev);
+	EXPECT_EQ(e.ino, 1234);
+	EXPECT_EQ(e.mode, S_IFCHR | 0666);
+	EXPECT_EQ(e.open_flags, O_RDWR | O_NONBLOCK);
+	EXPECT_EQ(e.kind_id, id.kind_id, "what fdh_pull() would check");
+	EXPECT_STREQ(e.u.tap.ifname, "tap-net0");
+	EXPECT_EQ(e.u.tap.iff_flags, 0x5002);
+	EXPECT_EQ(e.u.tap.vnet_hdr_sz, 12);
+}
+
+TEST_F(manifest, entry_from_info_marks_unknown_tap_details)
+{
+	struct fdh_manifest_entry e;
+	struct fdh_fd_info info;
+
+	tap_info(&info, false);
+	fdh_manifest_entry_from_info(&info, "net0", 0, &e);
+	EXPECT_EQ(e.u.tap.vnet_hdr_sz, -1, "unknown, not 12");
+	EXPECT_EQ(e.u.tap.iff_flags, 0);
+}
+
+TEST_F(manifest, entry_from_info_copies_memfd_and_eventfd_fields)
+{
+	struct fdh_fd_info info = { .fd = 7, .kind = FDH_KIND_MEMFD };
+	struct fdh_manifest_entry e;
+	struct fdh_identity id;
+
+	strcpy(info.u.memfd.name, "guest-ram");
+	info.u.memfd.size = 1 << 20;
+	info.u.memfd.seals = 0x5;
+	info.u.memfd.seals_known = true;
+	fdh_manifest_entry_from_info(&info, "ram0", 0, &e);
+	EXPECT_STREQ(e.u.memfd.name, "guest-ram");
+	EXPECT_EQ(e.u.memfd.size, 1 << 20);
+	EXPECT_EQ(e.u.memfd.seals, 0x5);
+
+	memset(&info, 0, sizeof(info));
+	info.kind = FDH_KIND_EVENTFD;
+	info.u.eventfd.id = 99;
+	info.u.eventfd.semaphore = true;
+	fdh_manifest_entry_from_info(&info, "irq0", 0, &e);
+	fdh_identity_from_info(&info, &id);
+	EXPECT_EQ(e.u.eventfd.semaphore, true);
+	EXPECT_EQ(e.kind_id, id.kind_id, "the eventfd's own identity");
+}
+
+TEST_F(manifest, entry_from_info_leaves_overlong_owner_invalid)
+{
+	struct fdh_manifest *m = sample_source_only();
+	char owner[FDH_OWNER_MAX + 8];
+	struct fdh_manifest_entry e;
+	struct fdh_fd_info info;
+
+	ASSERT_TRUE(m != NULL);
+	memset(owner, 'x', sizeof(owner) - 1);
+	owner[sizeof(owner) - 1] = '\0';
+	tap_info(&info, true);
+	fdh_manifest_entry_from_info(&info, owner, 0, &e);
+	EXPECT_EQ(fdh_manifest_add_entry(m, &e), -EINVAL,
+		  "a cut owner would name another entry");
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "entries[0].owner"), "%s",
+		    fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, entry_identity_carries_tap_name)
+{
+	struct fdh_manifest_entry e;
+	struct fdh_identity id;
+
+	sample_entry(FDH_KIND_TAP, &e);
+	fdh_manifest_entry_identity(&e, &id);
+	EXPECT_EQ(id.kind, FDH_KIND_TAP);
+	EXPECT_EQ(id.dev, e.dev);
+	EXPECT_EQ(id.ino, e.ino);
+	EXPECT_EQ(id.mode, e.mode);
+	EXPECT_EQ(id.kind_id, e.kind_id);
+	EXPECT_STREQ(id.name, "tap-net0");
+}
+
+TEST_F(manifest, entry_identity_has_no_name_for_other_kinds)
+{
+	struct fdh_manifest_entry e;
+	struct fdh_identity id;
+
+	sample_entry(FDH_KIND_MEMFD, &e);
+	fdh_manifest_entry_identity(&e, &id);
+	EXPECT_EQ(id.kind, FDH_KIND_MEMFD);
+	EXPECT_EQ(id.kind_id, e.kind_id);
+	EXPECT_STREQ(id.name, "", "memfd names are not compared");
+}
+
+/* Field 22 of /proc/self/stat, read independently of the library. */
+static uint64_t own_start_time(void)
+{
+	char buf[1024], *p;
+	unsigned long long t = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+
+	if (!f)
+		return 0;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		sscanf(p, " %llu", &t);
+	return t;
+}
+
+static void read_line(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (f) {
+		if (fgets(buf, (int)size, f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+TEST_F(manifest, set_source_describes_a_live_process)
+{
+	struct fdh_manifest *m = fdh_manifest_new();
+	char boot_id[64], comm[64];
+
+	ASSERT_TRUE(m != NULL);
+	ASSERT_EQ(fdh_manifest_set_source(m, getpid()), 0, "%s",
+		  fdh_last_error()->msg);
+	read_line("/proc/sys/kernel/random/boot_id", boot_id,
+		  sizeof(boot_id));
+	read_line("/proc/self/comm", comm, sizeof(comm));
+	EXPECT_EQ(m->source.pid, getpid());
+	EXPECT_EQ(m->source.uid, getuid());
+	EXPECT_EQ(m->source.start_time, own_start_time());
+	EXPECT_STREQ(m->source.boot_id, boot_id);
+	EXPECT_STREQ(m->source.comm, comm);
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	fdh_manifest_free(m);
+}
+
+TEST_F(manifest, set_source_refuses_exited_process)
+{
+	struct fdh_manifest *m = sample_source_only();
+	pid_t pid;
+
+	ASSERT_TRUE(m != NULL);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+	EXPECT_EQ(fdh_manifest_set_source(m, pid), -ESRCH);
+	EXPECT_EQ(m->source.pid, 4242, "the source is left as it was");
+	fdh_manifest_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding what was not written by encode                            */
+
+static int decode_bytes(const void *buf, size_t len)
+{
+	struct fdh_manifest *m = NULL;
+	int r = fdh_manifest_decode(buf, len, &m);
+
+	fdh_manifest_free(m);
+	return r;
+}
+
+static void *encode_sample(size_t *ret_len)
+{
+	struct fdh_manifest *m = sample();
+	void *buf = NULL;
+
+	if (m && fdh_manifest_encode(m, &buf, ret_len) < 0)
+		buf = NULL;
+	fdh_manifest_free(m);
+	return buf;
+}
+
+#define EXPECT_MSG(needle)						\
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, (needle)) != NULL,	\
+		    "message '%s' lacks '%s'", fdh_last_error()->msg,	\
+		    (needle))
+
+TEST_F(manifest, decode_rejects_wrong_magic)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len);
+
+	ASSERT_TRUE(buf != NULL);
+	buf[0] = 'X';
+	EXPECT_EQ(decode_bytes(buf, len), -EBADMSG);
+	EXPECT_MSG("magic: 58 44 48 4d");
+	free(buf);
+}
+
+TEST_F(manifest, decode_rejects_version_2)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len);
+
+	ASSERT_TRUE(buf != NULL);
+	buf[4] = 2;
+	EXPECT_EQ(decode_bytes(buf, len), -EBADMSG);
+	EXPECT_MSG("unknown version 2");
+	free(buf);
+}
+
+TEST_F(manifest, decode_rejects_version_in_big_endian)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len);
+
+	ASSERT_TRUE(buf != NULL);
+	memcpy(buf + 4, "\0\0\0\1", 4);
+	EXPECT_EQ(decode_bytes(buf, len), -EBADMSG);
+	EXPECT_MSG("unknown version 16777216");
+	free(buf);
+}
+
+TEST_F(manifest, decode_rejects_more_than_max_bytes)
+{
+	size_t len, big = FDH_MANIFEST_MAX_BYTES + 1;
+	uint8_t *buf = encode_sample(&len), *huge = calloc(1, big);
+
+	ASSERT_TRUE(buf && huge);
+	memcpy(huge, buf, len);
+	EXPECT_EQ(decode_bytes(huge, big), -EBADMSG);
+	EXPECT_MSG("more than");
+	free(buf);
+	free(huge);
+}
+
+TEST_F(manifest, decode_rejects_header_without_body)
+{
+	EXPECT_EQ(decode_bytes("FDHM\1\0\0\0", HEADER_LEN), -EBADMSG);
+	EXPECT_MSG("normal form");
+}
+
+TEST_F(manifest, decode_rejects_every_truncation)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len);
+
+	ASSERT_TRUE(buf != NULL);
+	for (size_t n = 0; n < len; n++) {
+		/* A copy of exactly n bytes, so ASan sees any overread. */
+		uint8_t *cut = g_memdup2(buf, n);
+
+		EXPECT_EQ(decode_bytes(cut, n), -EBADMSG, "cut at %zu of %zu",
+			  n, len);
+		g_free(cut);
+	}
+	free(buf);
+}
+
+TEST_F(manifest, decode_accepts_unaligned_buffer)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len), *odd = malloc(len + 1);
+
+	ASSERT_TRUE(buf && odd);
+	memcpy(odd + 1, buf, len);
+	EXPECT_EQ(decode_bytes(odd + 1, len), 0, "%s", fdh_last_error()->msg);
+	free(buf);
+	free(odd);
+}
+
+/*
+ * Whatever a flipped bit makes of the input, decode either refuses it or
+ * returns a valid manifest that encodes back to exactly those bytes.
+ */
+static void check_decoded_is_canonical(struct th_meta *_meta,
+				       const uint8_t *buf, size_t len)
+{
+	struct fdh_manifest *m = NULL;
+	void *again;
+	size_t len2;
+	int r = fdh_manifest_decode(buf, len, &m);
+
+	ASSERT_TRUE(r == 0 || r == -EBADMSG, "decode: %d", r);
+	if (r < 0)
+		return;
+	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
+	ASSERT_EQ(fdh_manifest_encode(m, &again, &len2), 0);
+	fdh_manifest_free(m);
+	EXPECT_TRUE(len2 == len && memcmp(again, buf, len) == 0,
+		    "a decodable input is the encoding of what it decodes to");
+	free(again);
+}
+
+TEST_F(manifest, decode_of_any_bit_flip_fails_or_is_canonical)
+{
+	size_t len;
+	uint8_t *buf = encode_sample(&len);
+
+	ASSERT_TRUE(buf != NULL);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		check_decoded_is_canonical(_meta, buf, len);
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (_meta->failed)
+			break;
+	}
+	free(buf);
+}
+
+TEST_F(manifest, decode_of_random_bodies_fails_or_is_canonical)
+{
+	GRand *rand = g_rand_new_with_seed(20240611);
+	uint8_t buf[600];
+
+	for (int i = 0; i < 20000 && !_meta->failed; i++) {
+		size_t len = HEADER_LEN + (size_t)g_rand_int_range(rand, 0, 592);
+
+		memcpy(buf, "FDHM\1\0\0\0", HEADER_LEN);
+		for (size_t j = HEADER_LEN; j < len; j++)
+			buf[j] = (uint8_t)g_rand_int(rand);
+		check_decoded_is_canonical(_meta, buf, len);
+	}
+	g_rand_free(rand);
+}
+
+static GVariant *body_variant(const uint8_t *buf, size_t len)
+{
+	return g_variant_ref_sink(g_variant_new_from_data(
+		G_VARIANT_TYPE(MANIFEST_TYPE), buf + HEADER_LEN,
+		len - HEADER_LEN, FALSE, NULL, NULL));
+}
+
+/* Header + the serialised v, in malloc() memory. */
+static uint8_t *wire_of(GVariant *v, size_t *ret_len)
+{
+	size_t len = HEADER_LEN + g_variant_get_size(v);
+	uint8_t *buf = malloc(len);
+
+	if (buf) {
+		memcpy(buf, "FDHM\1\0\0\0", HEADER_LEN);
+		g_variant_store(v, buf + HEADER_LEN);
+		*ret_len = len;
+	}
+	return buf;
+}
+
+/*
+ * Find a bit flip that leaves the data out of normal form while its
+ * normal form is still a valid manifest (a padding byte, a boolean of 2):
+ * decode must refuse it for the form alone.
+ */
+TEST_F(manifest, decode_rejects_non_normal_form)
+{
+	size_t len, nlen = 0;
+	uint8_t *buf = encode_sample(&len), *norm = NULL;
+	bool found = false;
+
+	ASSERT_TRUE(buf != NULL);
+	for (size_t bit = HEADER_LEN * 8; bit < len * 8 && !found; bit++) {
+		GVariant *v, *n;
+
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		v = body_variant(buf, len);
+		if (!g_variant_is_normal_form(v)) {
+			n = g_variant_get_normal_form(v);
+			norm = wire_of(n, &nlen);
+			found = norm && decode_bytes(norm, nlen) == 0;
+			g_variant_unref(n);
+			if (!found) {
+				free(norm);
+				norm = NULL;
+			}
+		}
+		g_variant_unref(v);
+		if (!found)
+			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	ASSERT_TRUE(found, "no flip gave a non-normal but valid manifest");
+	EXPECT_EQ(decode_bytes(buf, len), -EBADMSG);
+	EXPECT_MSG("normal form");
+	free(norm);
+	free(buf);
+}
+
+/* "[0x6f, 0x77, 0x6e]", as g_variant_print() writes an "ay". */
+static char *ay_text(const char *s, size_t n)
+{
+	GString *t = g_string_new("[");
+
+	for (size_t i = 0; i < n; i++)
+		g_string_append_printf(t, "%s0x%02x", i ? ", " : "",
+				       (unsigned char)s[i]);
+	g_string_append_c(t, ']');
+	return g_string_free(t, FALSE);
+}
+
+/*
+ * Decode the sample after an edit of its GVariant text form: from must
+ * occur exactly once.  Returns decode's result, or 1 if the edit failed.
+ */
+static int decode_edited(const char *from, const char *to)
+{
+	size_t len, nlen;
+	uint8_t *buf = encode_sample(&len), *edited;
+	GVariant *v = buf ? body_variant(buf, len) : NULL, *nv;
+	gchar *text = v ? g_variant_print(v, FALSE) : NULL;
+	gchar **parts = text ? g_strsplit(text, from, 3) : NULL;
+	gchar *joined;
+	int r = 1;
+
+	if (parts && g_strv_length(parts) == 2) {
+		joined = g_strjoinv(to, parts);
+		nv = g_variant_parse(G_VARIANT_TYPE(MANIFEST_TYPE), joined,
+				     NULL, NULL, NULL);
+		edited = nv ? wire_of(nv, &nlen) : NULL;
+		if (edited)
+			r = decode_bytes(edited, nlen);
+		free(edited);
+		if (nv)
+			g_variant_unref(nv);
+		g_free(joined);
+	}
+	g_strfreev(parts);
+	g_free(text);
+	if (v)
+		g_variant_unref(v);
+	free(buf);
+	return r;
+}
+
+TEST_F(manifest, decode_rejects_string_holding_nul)
+{
+	g_autofree char *from = ay_text("own-memfd", 9);
+	g_autofree char *to = ay_text("own\0memfd", 9);
+
+	EXPECT_EQ(decode_edited(from, to), -EBADMSG);
+	EXPECT_MSG("entries[1].owner: holds a NUL byte");
+	EXPECT_EQ(fdh_last_error()->entry, 1);
+}
+
+TEST_F(manifest, decode_rejects_entry_lacking_its_kind_fields)
+{
+	EXPECT_EQ(decode_edited("nothing, nothing, true, nothing)",
+				"nothing, nothing, nothing, nothing)"),
+		  -EBADMSG);
+	EXPECT_MSG("entries[3].eventfd: missing for kind 3");
+}
+
+TEST_F(manifest, decode_rejects_entry_with_another_kinds_fields)
+{
+	EXPECT_EQ(decode_edited("nothing, nothing, true, nothing)",
+				"nothing, nothing, true, (0, 0, 0, 0, 0))"),
+		  -EBADMSG);
+	EXPECT_MSG("entries[3].vhost_user: present for kind 3");
+}
+
+TEST_F(manifest, decode_rejects_more_vrings_than_max)
+{
+	GString *rings = g_string_new("777, [");
+
+	for (int i = 0; i <= FDH_MANIFEST_MAX_VRINGS; i++)
+		g_string_append_printf(rings, "%s(%d, 256, 0, 0, 0, 0, 0)",
+				       i ? ", " : "", i);
+	g_string_append(rings, "])");
+	EXPECT_EQ(decode_edited("777, [])", rings->str), -EBADMSG);
+	EXPECT_MSG("devices[1].vrings: 65, more than 64");
+	g_string_free(rings, TRUE);
+}
+
+TEST_F(manifest, decode_accepts_unedited_text_form)
+{
+	EXPECT_EQ(decode_edited("777, [])", "777, [])"), 0,
+		  "the edit tests above start from a valid manifest: %s",
+		  fdh_last_error()->msg);
+}
+
+TEST_F(manifest, decode_refuses_null_arguments)
+{
+	struct fdh_manifest *m = NULL;
+
+	EXPECT_EQ(fdh_manifest_decode(NULL, 8, &m), -EINVAL);
+	EXPECT_EQ(fdh_manifest_decode("FDHM", 4, NULL), -EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Renderings                                                         */
+
+/*
+ * A small JSON checker (RFC 8259 syntax, integers only: the renderer
+ * writes no others).  Returns the end of the value, or NULL.
+ */
+static const char *json_value(const char *p, int depth);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	for (; *p != '"'; p++) {
+		if ((unsigned char)*p < 0x20)
+			return NULL;	/* raw control character, or the end */
+		if (*p != '\\')
+			continue;
+		p++;
+		if (*p == 'u') {
+			for (int i = 1; i <= 4; i++)
+				if (!g_ascii_isxdigit(p[i]))
+					return NULL;
+			p += 4;
+		} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+			return NULL;
+		}
+	}
+	return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		return p + 1;
+	if (!g_ascii_isdigit(*p))
+		return NULL;
+	while (g_ascii_isdigit(*p))
+		p++;
+	return p;
+}
+
+/* Members of an object (with keys) or elements of an array. */
+static const char *json_members(const char *p, int depth, char close,
+				bool keys)
+{
+	p = json_ws(p + 1);
+	if (*p == close)
+		return p + 1;
+	for (;;) {
+		if (keys) {
+			p = json_string(json_ws(p));
+			if (!p || *(p = json_ws(p)) != ':')
+				return NULL;
+			p++;
+		}
+		p = json_value(p, depth + 1);
+		if (!p)
+			return NULL;
+		p = json_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static const char *json_value(const char *p, int depth)
+{
+	p = json_ws(p);
+	if (depth > 16)
+		return NULL;
+	if (*p == '{')
+		return json_members(p, depth, '}', true);
+	if (*p == '[')
+		return json_members(p, depth, ']', false);
+	if (*p == '"')
+		return json_string(p);
+	for (const char *const *w = (const char *const[]){ "true", "false",
+		"null", NULL }; *w; w++)
+		if (strncmp(p, *w, strlen(*w)) == 0)
+			return p + strlen(*w);
+	return json_number(p);
+}
+
+static bool json_valid(const char *text)
+{
+	const char *end = json_value(text, 0);
+
+	return end && !*json_ws(end) && g_utf8_validate(text, -1, NULL);
+}
+
+TEST_F(manifest, json_checker_refuses_broken_json)
+{
+	EXPECT_TRUE(json_valid("{\"a\": [1, -2, \"x\\u0001\"], \"b\": {}}"));
+	EXPECT_TRUE(!json_valid("{\"a\": [1, 2}"));
+	EXPECT_TRUE(!json_valid("{\"a\": \"x\"y\"}"));
+	EXPECT_TRUE(!json_valid("{\"a\": \"\x01\"}"));
+	EXPECT_TRUE(!json_valid("{\"a\": 1,}"));
+}
+
+enum rendering { TEXT, JSON, JSON_PRETTY };
+
+/* Render and free m; NULL on failure. */
+static char *render(struct fdh_manifest *m, enum rendering how)
+{
+	char *out = NULL;
+	int r = -ENOMEM;
+
+	if (m && how == TEXT)
+		r = fdh_manifest_to_text(m, &out);
+	else if (m)
+		r = fdh_manifest_to_json(m, how == JSON_PRETTY, &out);
+	fdh_manifest_free(m);
+	return r < 0 ? NULL : out;
+}
+
+static void expect_contains_all(struct th_meta *_meta, const char *text,
+				const char *const *needles)
+{
+	for (; *needles; needles++)
+		EXPECT_TRUE(strstr(text, *needles) != NULL,
+			    "'%s' missing from:\n%s", *needles, text);
+}
+
+TEST_F(manifest, json_carries_every_field_by_name)
+{
+	char *json = render(sample(), JSON);
+
+	ASSERT_TRUE(json != NULL, "%s", fdh_last_error()->msg);
+	EXPECT_TRUE(json_valid(json), "%s", json);
+	expect_contains_all(_meta, json, (const char *const[]){
+		"{\"version\":1,\"source\":{\"pid\":4242,",
+		"\"start_time\":987654321,\"boot_id\":\"" BOOT_ID "\",",
+		"\"uid\":1000,\"comm\":\"qemu-kvm\"}",
+		"{\"owner\":\"own-tap\",\"index\":2,\"kind\":\"tap\",\"remote_fd\":32,",
+		"\"dev\":12,\"ino\":5002,\"mode\":8630,\"open_flags\":524290,\"kind_id\":7002,",
+		"\"tap\":{\"ifname\":\"tap-net0\",\"queue\":3,\"iff_flags\":20482,"
+		"\"vnet_hdr_sz\":12,\"offloads\":31}}",
+		"\"memfd\":{\"name\":\"qemu-ram\",\"size\":1073741824,\"seals\":15}",
+		"\"eventfd\":{\"semaphore\":true}",
+		"\"vhost_user\":{\"inflight_size\":8192,\"inflight_offset\":4096,"
+		"\"inflight_queue_size\":256,\"inflight_num_queues\":2,"
+		"\"protocol_features\":16383}",
+		"\"kind\":\"vhost-net\"", "\"kind\":\"unix\"",
+		"\"devices\":[{\"owner\":\"net0\",\"acked_features\":5100273664,"
+		"\"vrings\":[{\"index\":3,\"size\":256,\"desc\":139637976793088,",
+		"\"last_avail_idx\":65530,\"used_idx\":65529}",
+		"{\"owner\":\"blk0\",\"acked_features\":777,\"vrings\":[]}]}",
+		NULL });
+	free(json);
+}
+
+TEST_F(manifest, json_escapes_quotes_backslashes_and_controls)
+{
+	struct fdh_manifest *m = sample();
+	char *json;
+
+	ASSERT_TRUE(m != NULL);
+	strcpy(m->source.comm, "a\"b\\c\x01\n\x1b\x7f");
+	json = render(m, JSON);
+	ASSERT_TRUE(json != NULL);
+	EXPECT_TRUE(json_valid(json), "%s", json);
+	EXPECT_TRUE(strstr(json, "\"comm\":\"a\\\"b\\\\c\\u0001\\n\\u001b\\u007f\""),
+		    "%s", json);
+	free(json);
+}
+
+TEST_F(manifest, json_replaces_invalid_utf8)
+{
+	struct fdh_manifest *m = sample();
+	char *json;
+
+	ASSERT_TRUE(m != NULL);
+	strcpy(m->source.comm, "\xc3\xa9\xff\xc3");
+	json = render(m, JSON);
+	ASSERT_TRUE(json != NULL);
+	EXPECT_TRUE(json_valid(json), "%s", json);
+	EXPECT_TRUE(strstr(json, "\"comm\":\"\xc3\xa9\\ufffd\\ufffd\""), "%s",
+		    json);
+	free(json);
+}
+
+TEST_F(manifest, json_pretty_indents_and_stays_valid)
+{
+	char *json = render(sample(), JSON_PRETTY);
+
+	ASSERT_TRUE(json != NULL);
+	EXPECT_TRUE(json_valid(json), "%s", json);
+	expect_contains_all(_meta, json, (const char *const[]){
+		"{\n  \"version\": 1,\n  \"source\": {\n    \"pid\": 4242,",
+		"\n      \"vrings\": []\n    }\n  ]\n}\n", NULL });
+	free(json);
+}
+
+TEST_F(manifest, text_shows_source_entries_and_vrings)
+{
+	char *text = render(sample(), TEXT);
+
+	ASSERT_TRUE(text != NULL, "%s", fdh_last_error()->msg);
+	expect_contains_all(_meta, text, (const char *const[]){
+		"manifest version 1\n",
+		"source: pid 4242  comm \"qemu-kvm\"  uid 1000  start_time 987654321  boot_id " BOOT_ID "\n",
+		"entries: 12\n", "\"own-vhost-user\"",
+		"ifname \"tap-net0\" queue 3 iff_flags 0x5002 vnet_hdr_sz 12 offloads 0x1f",
+		"name \"qemu-ram\" size 1073741824 seals 0xf",
+		"semaphore yes",
+		"inflight_size 8192 inflight_offset 4096 inflight_queue_size 256 inflight_num_queues 2 protocol_features 0x3fff",
+		"devices: 2\n", "  \"net0\"  acked_features 0x130000000  vrings 4\n",
+		"    INDEX  SIZE  DESC", "0x7f0000010000", "65530",
+		"  \"blk0\"  acked_features 0x309  vrings 0\n", NULL });
+	free(text);
+}
+
+/* Every entry row has its kind where the header has KIND. */
+TEST_F(manifest, text_aligns_entry_columns)
+{
+	char *text = render(sample(), TEXT);
+	char *header, *line;
+	size_t col;
+
+	ASSERT_TRUE(text != NULL);
+	header = strstr(text, "\n  #  ");
+	ASSERT_TRUE(header != NULL, "%s", text);
+	header++;
+	col = (size_t)(strstr(header, "KIND ") - header);
+	line = strchr(header, '\n') + 1;
+	for (uint32_t k = 0; k < FDH_KIND__MAX; k++) {
+		const char *name = fdh_kind_name(k);
+
+		EXPECT_TRUE(strncmp(line + col, name, strlen(name)) == 0,
+			    "row %u: %.60s", k, line);
+		line = strchr(line, '\n') + 1;
+	}
+	free(text);
+}
+
+TEST_F(manifest, text_escapes_control_characters)
+{
+	struct fdh_manifest *m = sample();
+	char *text;
+
+	ASSERT_TRUE(m != NULL);
+	strcpy(m->source.comm, "\x1b[31mred\"\\");
+	text = render(m, TEXT);
+	ASSERT_TRUE(text != NULL);
+	EXPECT_TRUE(strstr(text, "comm \"\\x1b[31mred\\\"\\\\\"") != NULL, "%s",
+		    text);
+	EXPECT_TRUE(strchr(text, '\x1b') == NULL, "no raw escape reaches a terminal");
+	free(text);
+}
+
+TEST_F(manifest, renderings_refuse_invalid_manifest)
+{
+	struct fdh_manifest *m = sample();
+	char *out = NULL;
+
+	ASSERT_TRUE(m != NULL);
+	m->entries[0].kind = 99;
+	EXPECT_EQ(fdh_manifest_to_json(m, false, &out), -EINVAL);
+	EXPECT_EQ(fdh_manifest_to_text(m, &out), -EINVAL);
+	EXPECT_TRUE(out == NULL);
+	fdh_manifest_free(m);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Pulling by pidfd_getfd, verified.  Source and puller run as the same
+ * unprivileged uid: root's CAP_SYS_PTRACE would pass every check and
+ * hide permission bugs.
+ */
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/kcmp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fdh-internal.h"
+#include "fdsrc.h"
+#include "harness.h"
+
+#define TAP_NAME "fdhtap0"
+
+FIXTURE(pull) {
+	struct fdsrc child;		/* the source, in its own netns */
+	struct fdh_source *src;
+	int fds_before;			/* our open fds before the test */
+};
+
+FIXTURE_SETUP(pull)
+{
+	struct fdsrc_opts opts = {
+		.uid = fdsrc_test_uid(), .netns = true, .tap = TAP_NAME,
+	};
+	int r;
+
+	self->child.pid = -1;
+	if (geteuid() != 0)
+		SKIP("needs root to create the netns and TAP, then drops to uid %u",
+		     opts.uid);
+	r = fdsrc_start(&self->child, &opts);
+	if (r == -EPERM || r == -ENOENT || r == -ENODEV)
+		SKIP("cannot create a netns with a TAP here: %s", strerror(-r));
+	ASSERT_EQ(r, 0, "starting the source: %s", strerror(-r));
+	ASSERT_EQ(fdsrc_drop_to(opts.uid), 0, "the puller drops privileges too");
+	ASSERT_EQ(fdh_source_open_pid(self->child.pid, 0, &self->src), 0,
+		  "%s", fdh_last_error()->msg);
+	self->fds_before = fdsrc_count_own_fds();
+}
+
+FIXTURE_TEARDOWN(pull)
+{
+	fdh_source_free(self->src);
+	fdsrc_stop(&self->child);
+}
+
+/* Make one thing in the child and describe it as a pull entry. */
+static int remote(struct fdsrc *child, struct fdh_pull_entry *e,
+		  const char *label, const char *cmd)
+{
+	int fd = fdsrc_cmd(child, "%s", cmd);
+
+	if (fd < 0)
+		return fd;
+	return fdsrc_entry(child, fd, label, e);
+}
+
+static bool same_file(pid_t pid, int local, int remote_fd)
+{
+	return fdh_sys_kcmp(getpid(), pid, KCMP_FILE, (unsigned long)local,
+			    (unsigned long)remote_fd) == 0;
+}
+
+TEST_F(pull, memfd_keeps_bytes_seals_and_identity)
+{
+	struct fdh_pull_report report;
+	struct fdh_pull_entry e;
+	unsigned char *p;
+	int fd = -1;
+
+	ASSERT_EQ(remote(&self->child, &e, "ram0",
+			 "memfd ram0 8192 6" /* F_SEAL_SHRINK|F_SEAL_GROW */), 0);
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, &report), 0, "%s",
+		  fdh_last_error()->msg);
+	EXPECT_EQ(report.transport, FDH_TRANSPORT_PIDFD);
+	EXPECT_EQ(report.n_kcmp_verified, 1);
+	EXPECT_TRUE(same_file(self->child.pid, fd, e.remote_fd));
+	EXPECT_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	EXPECT_EQ(fcntl(fd, F_GET_SEALS), F_SEAL_SHRINK | F_SEAL_GROW);
+	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_TRUE(p != MAP_FAILED);
+	for (int i = 0; i < 8192; i++)
+		ASSERT_EQ(p[i], i & 0xff, "byte %d of the pulled memfd", i);
+	munmap(p, 8192);
+	close(fd);
+}
+
+TEST_F(pull, eventfd_keeps_its_count)
+{
+	struct fdh_pull_entry e;
+	uint64_t count = 0;
+	int fd = -1;
+
+	ASSERT_EQ(remote(&self->child, &e, "kick0", "eventfd 7 0"), 0);
+	ASSERT_NE(e.expect.kind_id, 0, "an eventfd is known by its eventfd-id");
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), 0, "%s",
+		  fdh_last_error()->msg);
+	ASSERT_EQ(read(fd, &count, sizeof(count)), sizeof(count));
+	EXPECT_EQ(count, 7, "the count signalled in the source is not lost");
+	close(fd);
+}
+
+static int tap_name(int fd, char name[IFNAMSIZ], short *flags)
+{
+	struct ifreq ifr = { 0 };
+
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+		return -errno;
+	memcpy(name, ifr.ifr_name, IFNAMSIZ);
+	*flags = ifr.ifr_flags;
+	return 0;
+}
+
+TEST_F(pull, tap_queues_keep_their_interface)
+{
+	struct fdh_pull_entry e[2];
+	char name[IFNAMSIZ];
+	short flags = 0;
+	int fds[2];
+
+	ASSERT_EQ(remote(&self->child, &e[0], "net0.q0", "tap " TAP_NAME), 0);
+	ASSERT_EQ(remote(&self->child, &e[1], "net0.q1", "tap " TAP_NAME), 0);
+	EXPECT_STREQ(e[0].expect.name, TAP_NAME);
+	ASSERT_EQ(fdh_pull(self->src, e, 2, fds, NULL), 0, "%s",
+		  fdh_last_error()->msg);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(tap_name(fds[i], name, &flags), 0);
+		EXPECT_STREQ(name, TAP_NAME);
+		EXPECT_TRUE(flags & IFF_TAP);
+		EXPECT_TRUE(flags & IFF_VNET_HDR);
+		EXPECT_TRUE(same_file(self->child.pid, fds[i], e[i].remote_fd));
+		close(fds[i]);
+	}
+}
+
+TEST_F(pull, socket_and_pipe_ends)
+{
+	struct fdh_pull_entry e[2];
+	int fds[2], other_sock, other_pipe;
+	char buf[8] = "";
+
+	e[0].remote_fd = fdsrc_cmd2(&self->child, &other_sock, "socketpair");
+	ASSERT_GE(e[0].remote_fd, 0);
+	ASSERT_EQ(fdsrc_entry(&self->child, e[0].remote_fd, "sock", &e[0]), 0);
+	e[1].remote_fd = fdsrc_cmd2(&self->child, &other_pipe, "pipe");
+	ASSERT_GE(e[1].remote_fd, 0);
+	ASSERT_EQ(fdsrc_entry(&self->child, e[1].remote_fd, "pipe", &e[1]), 0);
+	EXPECT_EQ(e[0].expect.kind, FDH_KIND_UNIX_SOCKET);
+	EXPECT_EQ(e[1].expect.kind, FDH_KIND_PIPE);
+	ASSERT_EQ(fdh_pull(self->src, e, 2, fds, NULL), 0, "%s",
+		  fdh_last_error()->msg);
+	/* The child cannot write for us; prove the ends by their kcmp. */
+	EXPECT_TRUE(same_file(self->child.pid, fds[0], e[0].remote_fd));
+	EXPECT_TRUE(same_file(self->child.pid, fds[1], e[1].remote_fd));
+	EXPECT_EQ(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+	EXPECT_EQ(read(fds[1], buf, sizeof(buf)), -1);
+	EXPECT_EQ(errno, EAGAIN, "the pipe is empty and now non-blocking");
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* Documented behaviour: the pulled fd shares the open file description. */
+TEST_F(pull, file_status_flags_are_shared_with_the_source)
+{
+	struct fdh_pull_entry e;
+	char text[512];
+	uint64_t flags;
+	int fd;
+
+	ASSERT_EQ(remote(&self->child, &e, "kick", "eventfd 0 0"), 0);
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), 0);
+	ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	ASSERT_GT(fdh_fdinfo_read(self->child.pid, e.remote_fd, text,
+				  sizeof(text)), 0);
+	ASSERT_EQ(fdh_fdinfo_get_u64(text, "flags", 8, &flags), 0);
+	EXPECT_TRUE(flags & O_NONBLOCK,
+		    "O_NONBLOCK set on our copy shows on the source's copy");
+	close(fd);
+}
+
+TEST_F(pull, all_or_nothing_when_one_entry_is_closed)
+{
+	struct fdh_pull_entry e[4];
+	int fds[4] = { -2, -2, -2, -2 };
+
+	ASSERT_EQ(remote(&self->child, &e[0], "a", "memfd a 16 0"), 0);
+	ASSERT_EQ(remote(&self->child, &e[1], "b", "eventfd 1 0"), 0);
+	ASSERT_EQ(remote(&self->child, &e[2], "c", "tap " TAP_NAME), 0);
+	ASSERT_EQ(remote(&self->child, &e[3], "d", "memfd d 16 0"), 0);
+	ASSERT_EQ(fdsrc_cmd(&self->child, "close %d", e[3].remote_fd), 0);
+
+	ASSERT_EQ(fdh_pull(self->src, e, 4, fds, NULL), -EBADF);
+	EXPECT_EQ(fdh_last_error()->entry, 3, "the error names the closed entry");
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "'d'") != NULL, "%s",
+		    fdh_last_error()->msg);
+	for (int i = 0; i < 4; i++)
+		EXPECT_EQ(fds[i], -2, "ret_fds untouched on failure");
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before,
+		  "the three fds pulled before the failure were closed");
+}
+
+TEST_F(pull, identity_mismatch_when_the_number_was_reused)
+{
+	struct fdh_pull_entry e;
+	int other, fd = -2;
+
+	ASSERT_EQ(remote(&self->child, &e, "call0", "eventfd 0 0"), 0);
+	/* Same number, another eventfd: same dev/ino, another eventfd-id. */
+	other = fdsrc_cmd(&self->child, "eventfd 0 0");
+	ASSERT_GE(other, 0);
+	ASSERT_EQ(fdsrc_cmd(&self->child, "dup2 %d %d", other, e.remote_fd),
+		  e.remote_fd);
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), -ESTALE);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "eventfd id") != NULL, "%s",
+		    fdh_last_error()->msg);
+	EXPECT_EQ(fd, -2);
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
+TEST_F(pull, identity_mismatch_when_a_memfd_was_replaced)
+{
+	struct fdh_pull_entry e;
+	int other, fd;
+
+	ASSERT_EQ(remote(&self->child, &e, "ram0", "memfd ram0 4096 0"), 0);
+	other = fdsrc_cmd(&self->child, "memfd ram0 4096 0");
+	ASSERT_GE(other, 0);
+	ASSERT_EQ(fdsrc_cmd(&self->child, "dup2 %d %d", other, e.remote_fd),
+		  e.remote_fd);
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), -ESTALE);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "dev/ino") != NULL, "%s",
+		    fdh_last_error()->msg);
+}
+
+TEST_F(pull, identity_mismatch_when_a_tap_became_another_kind)
+{
+	struct fdh_pull_entry e;
+	int other, fd;
+
+	ASSERT_EQ(remote(&self->child, &e, "net0", "tap " TAP_NAME), 0);
+	other = fdsrc_cmd(&self->child, "memfd x 1 0");
+	ASSERT_GE(other, 0);
+	ASSERT_EQ(fdsrc_cmd(&self->child, "dup2 %d %d", other, e.remote_fd),
+		  e.remote_fd);
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), -ESTALE);
+}
+
+TEST_F(pull, refuses_two_entries_that_are_one_open_file)
+{
+	struct fdh_pull_entry e[2];
+	int fds[2];
+
+	ASSERT_EQ(remote(&self->child, &e[0], "net0.q0", "tap " TAP_NAME), 0);
+	/* A dup of queue 0 posing as queue 1. */
+	e[1] = e[0];
+	e[1].label = "net0.q1";
+	e[1].remote_fd = fdsrc_cmd(&self->child, "dup2 %d 200", e[0].remote_fd);
+	ASSERT_EQ(e[1].remote_fd, 200);
+	ASSERT_EQ(fdh_pull(self->src, e, 2, fds, NULL), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "same open file") != NULL,
+		    "%s", fdh_last_error()->msg);
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
+TEST_F(pull, refuses_the_same_number_twice)
+{
+	struct fdh_pull_entry e[2];
+	int fds[2];
+
+	ASSERT_EQ(remote(&self->child, &e[0], "a", "memfd a 1 0"), 0);
+	e[1] = e[0];
+	ASSERT_EQ(fdh_pull(self->src, e, 2, fds, NULL), -EINVAL);
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
+TEST_F(pull, rejects_bad_arguments)
+{
+	struct fdh_pull_entry e = { .remote_fd = -1 };
+	int fd;
+
+	EXPECT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), -EINVAL);
+	EXPECT_EQ(fdh_pull(self->src, &e, 0, &fd, NULL), -EINVAL);
+	EXPECT_EQ(fdh_pull(self->src, NULL, 1, &fd, NULL), -EINVAL);
+	EXPECT_EQ(fdh_pull(self->src, &e, FDH_PULL_MAX + 1, &fd, NULL), -EINVAL);
+}
+
+TEST_F(pull, fails_esrch_after_the_source_exited)
+{
+	struct fdh_pull_entry e;
+	int fd;
+
+	ASSERT_EQ(remote(&self->child, &e, "ram0", "memfd ram0 16 0"), 0);
+	ASSERT_EQ(fdsrc_send(&self->child, "exit"), 0);
+	ASSERT_EQ(waitpid(self->child.pid, NULL, 0), self->child.pid);
+	self->child.pid = -1;
+	ASSERT_EQ(fdh_pull(self->src, &e, 1, &fd, NULL), -ESRCH);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "exited") != NULL, "%s",
+		    fdh_last_error()->msg);
+}
+
+TEST_F(pull, many_fds_at_once)
+{
+	enum { N = 300 };
+	struct fdh_pull_entry e[N];
+	int fds[N];
+
+	for (int i = 0; i < N; i++)
+		ASSERT_EQ(remote(&self->child, &e[i], "m", "memfd m 0 0"), 0);
+	ASSERT_EQ(fdh_pull(self->src, e, N, fds, NULL), 0, "%s",
+		  fdh_last_error()->msg);
+	for (int i = 0; i < N; i++) {
+		EXPECT_TRUE(same_file(self->child.pid, fds[i], e[i].remote_fd));
+		close(fds[i]);
+	}
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
+/* Permission: without ptrace rights over the source, a clear -EPERM. */
+static void pull_without_permission(struct th_meta *_meta, uid_t source_uid,
+				    uid_t puller_uid, bool source_dumpable)
+{
+	struct fdsrc_opts opts = {
+		.uid = source_uid, .not_dumpable = !source_dumpable,
+	};
+	struct fdh_pull_entry e;
+	struct fdh_source *src;
+	struct fdsrc child;
+	int fd;
+
+	if (geteuid() != 0)
+		SKIP("needs root to set up two uids");
+	ASSERT_EQ(fdsrc_start(&child, &opts), 0);
+	ASSERT_EQ(remote(&child, &e, "ram0", "memfd ram0 16 0"), 0);
+	ASSERT_EQ(fdsrc_drop_to(puller_uid), 0);
+	ASSERT_EQ(fdh_source_open_pid(child.pid, 0, &src), 0, "%s",
+		  fdh_last_error()->msg);
+	ASSERT_EQ(fdh_pull(src, &e, 1, &fd, NULL), -EPERM);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "ptrace permission") != NULL,
+		    "the message says what to do: %s", fdh_last_error()->msg);
+	fdh_source_free(src);
+	fdsrc_stop(&child);
+}
+
+TEST(source_of_another_uid_fails_eperm)
+{
+	pull_without_permission(_meta, fdsrc_test_uid(), 12345, true);
+}
+
+TEST(non_dumpable_source_fails_eperm)
+{
+	pull_without_permission(_meta, fdsrc_test_uid(), fdsrc_test_uid(),
+				false);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shared by the fd-handover subcommands: global options, output in text or
+ * JSON, and errors that name what failed and what to do.  Only the CLI
+ * prints; the library returns -errno and fdh_last_error().
+ */
+#ifndef FDH_CLI_H
+#define FDH_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* Exit codes, documented in fd-handover(1). */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILURE = 1,		/* the operation failed */
+	CLI_EXIT_USAGE = 2,		/* bad arguments */
+	CLI_EXIT_NO_PROCESS = 3,	/* the process does not exist (ESRCH) */
+	CLI_EXIT_PERMISSION = 4,	/* EPERM/EACCES: see the hint */
+	CLI_EXIT_MISMATCH = 5,		/* manifest verify: entries differ */
+	/* take: CMD could not be run, as env(1) and the shells report it. */
+	CLI_EXIT_CANNOT_EXEC = 126,
+	CLI_EXIT_NOT_FOUND = 127,
+};
+
+struct cli_opts {
+	bool json;		/* -j/--json: output and errors in JSON */
+	bool pretty;		/* -p/--pretty: indented JSON (implies -j) */
+};
+
+extern struct cli_opts cli;
+
+/* One subcommand: argv[0] is its name; returns an enum cli_exit. */
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *synopsis;	/* one line for `help` */
+};
+
+/*
+ * The subcommands, one file each.  cmd_trace lives in tools/cmd-trace.c
+ * (the eBPF tracer, issue 5), which a build may leave out: main.c refers
+ * to it weakly and reports "not built" when it is absent.
+ */
+int cmd_ls(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+int cmd_take(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+
+/*
+ * Options every subcommand takes, wherever they stand (getopt permutes):
+ * -j/--json, -p/--pretty, -h/--help.  A subcommand's option table starts
+ * with CLI_COMMON_LONGOPTS and its short options with CLI_COMMON_SHORTOPTS;
+ * cli_common_opt() handles -j and -p and says whether it did.
+ */
+#define CLI_COMMON_SHORTOPTS "jph"
+#define CLI_COMMON_LONGOPTS					\
+	{ "json", no_argument, NULL, 'j' },			\
+	{ "pretty", no_argument, NULL, 'p' },			\
+	{ "help", no_argument, NULL, 'h' }
+bool cli_common_opt(int c);
+/* Print usage (text to stdout) and return CLI_EXIT_OK. */
+int cli_print_usage(const char *usage);
+
+/*
+ * Print an error (text to stderr, or {"error": ...} to stdout under -j)
+ * and return the exit code that fits err (-errno).
+ */
+int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, with a second line saying what to do (NULL: none). */
+int cli_fail_hint(int err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
+ * A library call failed with err: report fdh_last_error()->msg, prefixed
+ * by what ("take", "ls 4121"), with the hint that fits err for process pid.
+ * attach: the operation needs ptrace *attach* permission (pidfd_getfd),
+ * not only read permission (/proc/PID/fdinfo).
+ */
+int cli_fail_lib(int err, const char *what, pid_t pid, bool attach);
+/* What to do about err for process pid, or NULL; buf holds the text. */
+const char *cli_hint(int err, pid_t pid, bool attach, char *buf, size_t size);
+/* Same for bad usage: exit code CLI_EXIT_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Map -errno to an exit code. */
+int cli_exit_code(int err);
+/* Print a warning to stderr (never into JSON output). */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A small streaming JSON writer for stdout: objects, arrays, and scalar
+ * members.  Commas and indentation (under -p) are handled for the caller.
+ */
+void json_begin_object(const char *key);	/* key NULL inside arrays/top */
+void json_end_object(void);
+void json_begin_array(const char *key);
+void json_end_array(void);
+void json_string(const char *key, const char *value);	/* NULL → null */
+void json_u64(const char *key, uint64_t value);
+void json_i64(const char *key, int64_t value);
+void json_bool(const char *key, bool value);
+void json_double(const char *key, double value);
+void json_null(const char *key);
+/* A complete JSON value made elsewhere (the library's manifest JSON). */
+void json_raw(const char *key, const char *json_text);
+/* Finish the document (newline). */
+void json_end(void);
+
+/* Parse a pid / fd argument strictly; -EINVAL if not a plain number. */
+int cli_parse_int(const char *s, int min, int *ret);
+/* A pid argument: a usage error names the argument when it is not one. */
+int cli_parse_pid(const char *s, pid_t *ret);
+
+/*
+ * Bytes from another process (comm, memfd names, paths) made safe for a
+ * terminal: printable ASCII stays, anything else becomes \xHH.  Always
+ * terminated; cut to fit size.
+ */
+void cli_escape(char *dst, size_t size, const char *src);
+
+/*
+ * An aligned text table: cells are added row by row, then printed with
+ * each column as wide as its widest cell; the last column is not padded.
+ */
+struct cli_table;
+struct cli_table *cli_table_new(size_t n_cols, const char *const *headers);
+void cli_table_add(struct cli_table *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cli_table_print(struct cli_table *t, FILE *out);
+void cli_table_free(struct cli_table *t);
+
+/* ------------------------------------------------------------------ */
+/* Processes, from /proc (tools/proc.c)                               */
+
+/* /proc/PID/comm without the newline; 0 or -errno. */
+int proc_comm(pid_t pid, char comm[16]);
+/* /proc/PID/cmdline split into *ret_argv (NULL-terminated, one malloc'd
+ * block: free(*ret_argv)); a kernel thread has none (-ENOENT). */
+int proc_cmdline(pid_t pid, char ***ret_argv, int *ret_argc);
+
+/* Who holds a socket: the answer to one question of proc_socket_holders. */
+struct sock_holder {
+	uint64_t ino;		/* in: the socket inode asked about */
+	pid_t pid;		/* out: 0 if no holder was found */
+	int fd;
+	char comm[16];
+};
+
+/*
+ * Find, for each socket inode in h[], a process holding it, by reading the
+ * "socket:[INO]" links of every /proc/PID/fd.  A holder other than avoid
+ * is preferred (the peer of a QEMU's socket is interesting when it is not
+ * QEMU itself); avoid is the answer only when no other process has it.
+ * Bounded (PROC_SCAN_MAX_LINKS links) and tolerant: processes that exit or
+ * cannot be read are skipped.  Returns how many inodes got a holder.
+ */
+#define PROC_SCAN_MAX_LINKS (1u << 20)
+int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid);
+
+/* Read a whole file or stdin ("-"), at most max bytes; -EFBIG past it. */
+int cli_read_file(const char *path, size_t max, void **ret_buf,
+		  size_t *ret_len);
+
+#endif /* FDH_CLI_H */
