@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Renderings of a manifest: an aligned table for people and JSON for
- * tools (schema in Documentation/manifest.md).  Both validate first, so
- * every string is known to be terminated and every kind to have a name.
+ * tools (schema in Documentation/manifest.md).
  *
- * Strings in a manifest come from the source process (comm, memfd names,
- * owners) and may hold any byte but NUL: both renderings escape them, so
- * printing a manifest can neither break its layout nor send terminal
- * escapes.
+ * Both walk the manifest's wire form (fdh_manifest_variant()) with the
+ * member names below, so that they show every field the wire carries, in
+ * its order, and cannot drift from it.  Both validate first: every string
+ * is then terminated and every kind has a name.
+ *
+ * Strings come from the source process (comm, memfd names, owners) and
+ * may hold any byte but NUL: both renderings escape them, so printing a
+ * manifest can neither break its layout nor send terminal escapes.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,9 +18,72 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 
-#include <glib.h>
-
 #include "fdh-internal.h"
+#include "manifest-internal.h"
+
+/*
+ * Member names of each tuple of the wire form, keyed by the name of the
+ * member that holds it ("" for the top).  A suffix says how text shows a
+ * number: x hex, o octal, d major:minor, k kind name (JSON too).
+ */
+static const struct {
+	const char *key;
+	const char *names;
+} schema[] = {
+	{ "", "version source entries devices" },
+	{ "source", "pid start_time boot_id uid comm" },
+	{ "entries", "owner index kind:k remote_fd dev:d ino mode:o "
+		     "open_flags:o kind_id tap memfd eventfd vhost_user" },
+	{ "tap", "ifname queue iff_flags:x vnet_hdr_sz offloads:x" },
+	{ "memfd", "name size seals:x" },
+	{ "eventfd", "semaphore" },
+	{ "vhost_user", "inflight_size inflight_offset inflight_queue_size "
+			"inflight_num_queues protocol_features:x" },
+	{ "devices", "owner acked_features:x vrings" },
+	{ "vrings", "index size desc:x avail:x used:x last_avail_idx "
+		    "used_idx" },
+};
+
+static const char *names_of(const char *key)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(schema); i++)
+		if (strcmp(schema[i].key, key) == 0)
+			return schema[i].names;
+	return "";
+}
+
+/* The i-th "name[:fmt]" of a names list into name; returns fmt or 0. */
+static char member_name(const char *names, size_t i, char name[32])
+{
+	size_t len;
+
+	while (i--)
+		names = strchr(names, ' ') + 1;
+	len = strcspn(names, " :");
+	snprintf(name, 32, "%.*s", (int)len, names);
+	return names[len] == ':' ? names[len + 1] : 0;
+}
+
+/*
+ * A value's members: the children of a tuple, or the value itself (the
+ * eventfd fields are a bare boolean).  Returns a new reference.
+ */
+static size_t n_members(GVariant *v)
+{
+	return g_variant_is_container(v) ? g_variant_n_children(v) : 1;
+}
+
+static GVariant *member_value(GVariant *v, size_t i)
+{
+	return g_variant_is_container(v) ? g_variant_get_child_value(v, i)
+					 : g_variant_ref(v);
+}
+
+static bool is_list(GVariant *v)
+{
+	return g_variant_is_of_type(v, G_VARIANT_TYPE_ARRAY) &&
+	       !g_variant_is_of_type(v, G_VARIANT_TYPE_BYTESTRING);
+}
 
 /* Hand the text to the caller in malloc() memory, as the API promises. */
 static int finish(GString *s, char **ret)
@@ -31,228 +97,61 @@ static int finish(GString *s, char **ret)
 	return 0;
 }
 
-static int check_args(const struct fdh_manifest *m, char **ret)
+/*
+ * Validate m, then give the wire form with the version in front:
+ * (version, source, entries, devices).
+ */
+static int top_variant(const struct fdh_manifest *m, char **ret,
+		       GVariant **ret_top)
 {
-	if (!m || !ret)
-		return fdh_fail(-EINVAL, -1, "render: NULL argument");
-	return fdh_manifest_validate(m);
-}
-
-/* ------------------------------------------------------------------ */
-/* Text                                                               */
-
-/* "name" with quotes, backslashes and non-printable bytes as \xHH. */
-static void text_quote(GString *s, const char *str)
-{
-	g_string_append_c(s, '"');
-	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			g_string_append_printf(s, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			g_string_append_printf(s, "\\x%02x", *p);
-		else
-			g_string_append_c(s, (char)*p);
-	}
-	g_string_append_c(s, '"');
-}
-
-/* A table of cells, printed with every column as wide as its widest. */
-struct table {
-	size_t n_cols;
-	GPtrArray *cells;	/* row-major, n_cols per row */
-};
-
-static void table_init(struct table *t, size_t n_cols)
-{
-	t->n_cols = n_cols;
-	t->cells = g_ptr_array_new_with_free_func(g_free);
-}
-
-static void table_add(struct table *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void table_add(struct table *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	g_ptr_array_add(t->cells, g_strdup_vprintf(fmt, ap));
-	va_end(ap);
-}
-
-/* Cells are ASCII (strings are escaped), so bytes are columns. */
-static void table_print(struct table *t, GString *s, const char *indent)
-{
-	size_t width[16] = { 0 };
-	size_t n = t->cells->len;
-
-	g_assert(t->n_cols <= G_N_ELEMENTS(width));
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(g_ptr_array_index(t->cells, i));
-
-		if (len > width[i % t->n_cols])
-			width[i % t->n_cols] = len;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *cell = g_ptr_array_index(t->cells, i);
-		size_t col = i % t->n_cols;
-
-		if (col == 0)
-			g_string_append(s, indent);
-		if (col + 1 == t->n_cols) {
-			g_string_append_printf(s, "%s\n", cell);
-			continue;
-		}
-		g_string_append_printf(s, "%-*s  ", (int)width[col], cell);
-	}
-	g_ptr_array_free(t->cells, TRUE);
-}
-
-static void text_details(GString *s, const struct fdh_manifest_entry *e)
-{
-	switch (e->kind) {
-	case FDH_KIND_TAP:
-		g_string_append(s, "ifname ");
-		text_quote(s, e->u.tap.ifname);
-		g_string_append_printf(s,
-				       " queue %" PRIu32 " iff_flags 0x%" PRIx32
-				       " vnet_hdr_sz %" PRId32 " offloads 0x%" PRIx32,
-				       e->u.tap.queue, e->u.tap.iff_flags,
-				       e->u.tap.vnet_hdr_sz, e->u.tap.offloads);
-		break;
-	case FDH_KIND_MEMFD:
-		g_string_append(s, "name ");
-		text_quote(s, e->u.memfd.name);
-		g_string_append_printf(s, " size %" PRIu64 " seals 0x%" PRIx32,
-				       e->u.memfd.size, e->u.memfd.seals);
-		break;
-	case FDH_KIND_EVENTFD:
-		g_string_append_printf(s, "semaphore %s",
-				       e->u.eventfd.semaphore ? "yes" : "no");
-		break;
-	case FDH_KIND_VHOST_USER:
-		g_string_append_printf(s,
-				       "inflight_size %" PRIu64 " inflight_offset %" PRIu64
-				       " inflight_queue_size %u inflight_num_queues %u"
-				       " protocol_features 0x%" PRIx64,
-				       e->u.vhost_user.inflight_size,
-				       e->u.vhost_user.inflight_offset,
-				       e->u.vhost_user.inflight_queue_size,
-				       e->u.vhost_user.inflight_num_queues,
-				       e->u.vhost_user.protocol_features);
-		break;
-	default:
-		g_string_append_c(s, '-');
-		break;
-	}
-}
-
-static void text_entries(GString *s, const struct fdh_manifest *m)
-{
-	struct table t;
-
-	g_string_append_printf(s, "entries: %zu\n", m->n_entries);
-	if (!m->n_entries)
-		return;
-	table_init(&t, 11);
-	for (const char *const *h = (const char *const[]){ "#", "OWNER",
-		"INDEX", "KIND", "FD", "DEV", "INO", "MODE", "FLAGS",
-		"KIND_ID", "DETAILS", NULL }; *h; h++)
-		table_add(&t, "%s", *h);
-	for (size_t i = 0; i < m->n_entries; i++) {
-		const struct fdh_manifest_entry *e = &m->entries[i];
-		GString *cell = g_string_new(NULL);
-
-		table_add(&t, "%zu", i);
-		text_quote(cell, e->owner);
-		table_add(&t, "%s", cell->str);
-		table_add(&t, "%" PRIu32, e->index);
-		table_add(&t, "%s", fdh_kind_name(e->kind));
-		table_add(&t, "%" PRId32, e->remote_fd);
-		table_add(&t, "%u:%u", major(e->dev), minor(e->dev));
-		table_add(&t, "%" PRIu64, e->ino);
-		table_add(&t, "0%" PRIo32, e->mode);
-		table_add(&t, "0%" PRIo32, e->open_flags);
-		table_add(&t, "%" PRIu64, e->kind_id);
-		g_string_truncate(cell, 0);
-		text_details(cell, e);
-		table_add(&t, "%s", cell->str);
-		g_string_free(cell, TRUE);
-	}
-	table_print(&t, s, "  ");
-}
-
-static void text_device(GString *s, const struct fdh_manifest_device *d)
-{
-	struct table t;
-
-	g_string_append(s, "  ");
-	text_quote(s, d->owner);
-	g_string_append_printf(s, "  acked_features 0x%" PRIx64 "  vrings %" PRIu32 "\n",
-			       d->acked_features, d->n_vrings);
-	if (!d->n_vrings)
-		return;
-	table_init(&t, 7);
-	for (const char *const *h = (const char *const[]){ "INDEX", "SIZE",
-		"DESC", "AVAIL", "USED", "LAST_AVAIL_IDX", "USED_IDX", NULL };
-	     *h; h++)
-		table_add(&t, "%s", *h);
-	for (uint32_t i = 0; i < d->n_vrings; i++) {
-		const struct fdh_vring *v = &d->vrings[i];
-
-		table_add(&t, "%" PRIu32, v->index);
-		table_add(&t, "%" PRIu32, v->size);
-		table_add(&t, "0x%" PRIx64, v->desc);
-		table_add(&t, "0x%" PRIx64, v->avail);
-		table_add(&t, "0x%" PRIx64, v->used);
-		table_add(&t, "%u", v->last_avail_idx);
-		table_add(&t, "%u", v->used_idx);
-	}
-	table_print(&t, s, "    ");
-}
-
-int fdh_manifest_to_text(const struct fdh_manifest *m, char **ret)
-{
-	const struct fdh_manifest_source *src;
-	GString *s;
+	g_autoptr(GVariant) body = NULL;
+	GVariant *members[4];
 	int r;
 
-	r = check_args(m, ret);
+	if (!m || !ret)
+		return fdh_fail(-EINVAL, -1, "render: NULL argument");
+	r = fdh_manifest_validate(m);
 	if (r < 0)
 		return r;
-	src = &m->source;
-	s = g_string_new(NULL);
-	g_string_append_printf(s, "manifest version %" PRIu32 "\n", m->version);
-	g_string_append_printf(s, "source: pid %" PRId32 "  comm ", src->pid);
-	text_quote(s, src->comm);
-	g_string_append_printf(s, "  uid %" PRIu32 "  start_time %" PRIu64
-			       "  boot_id %s\n", src->uid, src->start_time,
-			       src->boot_id);
-	text_entries(s, m);
-	g_string_append_printf(s, "devices: %zu\n", m->n_devices);
-	for (size_t i = 0; i < m->n_devices; i++)
-		text_device(s, &m->devices[i]);
-	return finish(s, ret);
+	body = fdh_manifest_variant(m);
+	members[0] = g_variant_new_uint32(m->version);
+	for (size_t i = 1; i < G_N_ELEMENTS(members); i++)
+		members[i] = g_variant_get_child_value(body, i - 1);
+	*ret_top = g_variant_ref_sink(g_variant_new_tuple(members, 4));
+	/* The tuple took its own references to the children. */
+	for (size_t i = 1; i < G_N_ELEMENTS(members); i++)
+		g_variant_unref(members[i]);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON                                                               */
+/* Scalars                                                            */
 
-struct json {
-	GString *s;
-	bool pretty;
-	int depth;
-	bool first;		/* nothing written yet at this depth */
-};
+/* "name" with quotes, backslashes and non-printable bytes as \xHH. */
+static void text_quote(GString *s, const char *p, size_t n)
+{
+	g_string_append_c(s, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '"' || c == '\\')
+			g_string_append_printf(s, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			g_string_append_printf(s, "\\x%02x", c);
+		else
+			g_string_append_c(s, (char)c);
+	}
+	g_string_append_c(s, '"');
+}
 
 /*
  * A JSON string.  Valid UTF-8 passes through; each byte that is not part
  * of a valid sequence becomes U+FFFD, since JSON text must be UTF-8 and
- * the strings here are bytes (the binary manifest keeps them exactly).
+ * these strings are bytes (the binary manifest keeps them exactly).
  */
-static void json_quote(GString *s, const char *str)
+static void json_quote(GString *s, const char *p, size_t n)
 {
-	const char *p = str, *end = str + strlen(str);
+	const char *end = p + n;
 
 	g_string_append_c(s, '"');
 	while (p < end) {
@@ -261,10 +160,8 @@ static void json_quote(GString *s, const char *str)
 
 		if (c == '"' || c == '\\') {
 			g_string_append_printf(s, "\\%c", c);
-		} else if (c == '\n') {
-			g_string_append(s, "\\n");
-		} else if (c == '\t') {
-			g_string_append(s, "\\t");
+		} else if (c == '\n' || c == '\t') {
+			g_string_append(s, c == '\n' ? "\\n" : "\\t");
 		} else if (c < 0x20 || c == 0x7f) {
 			g_string_append_printf(s, "\\u%04x", c);
 		} else if (c >= 0x80) {
@@ -286,19 +183,288 @@ static void json_quote(GString *s, const char *str)
 	g_string_append_c(s, '"');
 }
 
+/* A string, boolean or number of the wire form, as JSON or as text. */
+static void scalar(GString *s, GVariant *v, char fmt, bool json)
+{
+	const char *kind;
+	uint64_t u;
+	gsize n;
+
+	switch (g_variant_classify(v)) {
+	case G_VARIANT_CLASS_ARRAY: {
+		const char *p = g_variant_get_fixed_array(v, &n, 1);
+
+		(json ? json_quote : text_quote)(s, p, n);
+		return;
+	}
+	case G_VARIANT_CLASS_BOOLEAN:
+		if (g_variant_get_boolean(v))
+			g_string_append(s, json ? "true" : "yes");
+		else
+			g_string_append(s, json ? "false" : "no");
+		return;
+	case G_VARIANT_CLASS_INT32:
+		g_string_append_printf(s, "%" PRId32, g_variant_get_int32(v));
+		return;
+	case G_VARIANT_CLASS_UINT16:
+		u = g_variant_get_uint16(v);
+		break;
+	case G_VARIANT_CLASS_UINT32:
+		u = g_variant_get_uint32(v);
+		break;
+	default:
+		u = g_variant_get_uint64(v);
+		break;
+	}
+	if (fmt == 'k') {
+		/* Validated: every kind has a name. */
+		kind = fdh_kind_name((enum fdh_kind)u);
+		if (json)
+			json_quote(s, kind, strlen(kind));
+		else
+			g_string_append(s, kind);
+	} else if (json || !fmt) {
+		g_string_append_printf(s, "%" PRIu64, u);
+	} else if (fmt == 'x') {
+		g_string_append_printf(s, "0x%" PRIx64, u);
+	} else if (fmt == 'o') {
+		g_string_append_printf(s, "0%" PRIo64, u);
+	} else {
+		g_string_append_printf(s, "%u:%u", major(u), minor(u));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Text                                                               */
+
+/*
+ * "name value  name value": scalars with their values, lists with their
+ * length, present maybes with their own members.  Returns false if it
+ * wrote nothing.
+ */
+static bool text_pairs(GString *s, GVariant *v, const char *names,
+		       const char *sep, bool first)
+{
+	for (size_t i = 0; i < n_members(v); i++) {
+		g_autoptr(GVariant) c = member_value(v, i);
+		g_autoptr(GVariant) inner = NULL;
+		char name[32], fmt = member_name(names, i, name);
+
+		if (g_variant_is_of_type(c, G_VARIANT_TYPE_MAYBE)) {
+			inner = g_variant_get_maybe(c);
+			if (inner && text_pairs(s, inner, names_of(name), sep,
+						first))
+				first = false;
+			continue;
+		}
+		g_string_append_printf(s, "%s%s ", first ? "" : sep, name);
+		first = false;
+		if (is_list(c))
+			g_string_append_printf(s, "%zu",
+					       g_variant_n_children(c));
+		else
+			scalar(s, c, fmt, false);
+	}
+	return !first;
+}
+
+/* Cells printed with every column as wide as its widest. */
+struct table {
+	size_t n_cols;
+	GPtrArray *cells;	/* row-major, n_cols per row */
+};
+
+static void table_print(struct table *t, GString *s, const char *indent)
+{
+	g_autofree size_t *width = g_new0(size_t, t->n_cols);
+	size_t n = t->cells->len;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(g_ptr_array_index(t->cells, i));
+
+		if (len > width[i % t->n_cols])
+			width[i % t->n_cols] = len;
+	}
+	/* Cells are ASCII (strings are escaped), so bytes are columns. */
+	for (size_t i = 0; i < n; i++) {
+		const char *cell = g_ptr_array_index(t->cells, i);
+		size_t col = i % t->n_cols;
+
+		if (col == 0)
+			g_string_append(s, indent);
+		if (col + 1 == t->n_cols)
+			g_string_append_printf(s, "%s\n", cell);
+		else
+			g_string_append_printf(s, "%-*s  ", (int)width[col],
+					       cell);
+	}
+	g_ptr_array_free(t->cells, TRUE);
+}
+
+/*
+ * A list of tuples as a table: "#", a column per scalar member, and the
+ * members of whatever maybe is present under DETAILS.
+ */
+static void text_table(GString *s, GVariant *list, const char *names,
+		       const char *indent)
+{
+	g_autoptr(GVariant) first = g_variant_get_child_value(list, 0);
+	struct table t = { .n_cols = 1 };
+	bool details = false;
+	char name[32];
+
+	t.cells = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(t.cells, g_strdup("#"));
+	for (size_t i = 0; i < n_members(first); i++) {
+		g_autoptr(GVariant) c = member_value(first, i);
+
+		member_name(names, i, name);
+		if (g_variant_is_of_type(c, G_VARIANT_TYPE_MAYBE)) {
+			details = true;
+			continue;
+		}
+		g_ptr_array_add(t.cells, g_ascii_strup(name, -1));
+		t.n_cols++;
+	}
+	if (details) {
+		g_ptr_array_add(t.cells, g_strdup("DETAILS"));
+		t.n_cols++;
+	}
+	for (size_t row = 0; row < g_variant_n_children(list); row++) {
+		g_autoptr(GVariant) v = g_variant_get_child_value(list, row);
+		GString *extra = g_string_new(NULL);
+
+		g_ptr_array_add(t.cells, g_strdup_printf("%zu", row));
+		for (size_t i = 0; i < n_members(v); i++) {
+			g_autoptr(GVariant) c = member_value(v, i);
+			g_autoptr(GVariant) inner = NULL;
+			GString *cell;
+			char fmt = member_name(names, i, name);
+
+			if (g_variant_is_of_type(c, G_VARIANT_TYPE_MAYBE)) {
+				inner = g_variant_get_maybe(c);
+				if (inner)
+					text_pairs(extra, inner, names_of(name),
+						   " ", !extra->len);
+				continue;
+			}
+			cell = g_string_new(NULL);
+			scalar(cell, c, fmt, false);
+			g_ptr_array_add(t.cells, g_string_free(cell, FALSE));
+		}
+		if (details && !extra->len)
+			g_string_append_c(extra, '-');
+		if (details)
+			g_ptr_array_add(t.cells, g_string_free(extra, FALSE));
+		else
+			g_string_free(extra, TRUE);
+	}
+	table_print(&t, s, indent);
+}
+
+static bool has_list(GVariant *v)
+{
+	for (size_t i = 0; i < n_members(v); i++) {
+		g_autoptr(GVariant) c = member_value(v, i);
+
+		if (is_list(c))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A list of tuples: a table, or, when the tuples hold lists of their own
+ * (devices and their rings), a line per tuple and a table per list.
+ */
+static void text_list(GString *s, GVariant *list, const char *names,
+		      const char *indent)
+{
+	g_autofree char *deeper = g_strconcat(indent, "  ", NULL);
+	g_autoptr(GVariant) first = NULL;
+	char name[32];
+
+	if (!g_variant_n_children(list))
+		return;
+	first = g_variant_get_child_value(list, 0);
+	if (!has_list(first)) {
+		text_table(s, list, names, indent);
+		return;
+	}
+	for (size_t row = 0; row < g_variant_n_children(list); row++) {
+		g_autoptr(GVariant) v = g_variant_get_child_value(list, row);
+
+		g_string_append(s, indent);
+		text_pairs(s, v, names, "  ", true);
+		g_string_append_c(s, '\n');
+		for (size_t i = 0; i < n_members(v); i++) {
+			g_autoptr(GVariant) c = member_value(v, i);
+
+			member_name(names, i, name);
+			if (is_list(c))
+				text_list(s, c, names_of(name), deeper);
+		}
+	}
+}
+
+int fdh_manifest_to_text(const struct fdh_manifest *m, char **ret)
+{
+	g_autoptr(GVariant) top = NULL;
+	const char *names = names_of("");
+	GString *s;
+	char name[32];
+	int r;
+
+	r = top_variant(m, ret, &top);
+	if (r < 0)
+		return r;
+	s = g_string_new(NULL);
+	for (size_t i = 0; i < n_members(top); i++) {
+		g_autoptr(GVariant) c = member_value(top, i);
+
+		member_name(names, i, name);
+		g_string_append_printf(s, "%s: ", name);
+		if (is_list(c))
+			g_string_append_printf(s, "%zu",
+					       g_variant_n_children(c));
+		else if (g_variant_is_of_type(c, G_VARIANT_TYPE_TUPLE))
+			text_pairs(s, c, names_of(name), "  ", true);
+		else
+			scalar(s, c, 0, false);
+		g_string_append_c(s, '\n');
+		if (is_list(c))
+			text_list(s, c, names_of(name), "  ");
+	}
+	return finish(s, ret);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                               */
+
+struct json {
+	GString *s;
+	bool pretty;
+	int depth;
+	bool first;		/* nothing written yet at this depth */
+};
+
+static void json_newline(struct json *j)
+{
+	g_string_append_c(j->s, '\n');
+	for (int i = 0; i < j->depth; i++)
+		g_string_append(j->s, "  ");
+}
+
 /* Separator, indentation and key before the next value. */
 static void json_next(struct json *j, const char *key)
 {
 	if (!j->first)
 		g_string_append_c(j->s, ',');
 	j->first = false;
-	if (j->pretty && j->depth) {
-		g_string_append_c(j->s, '\n');
-		for (int i = 0; i < j->depth; i++)
-			g_string_append(j->s, "  ");
-	}
+	if (j->pretty && j->depth)
+		json_newline(j);
 	if (key) {
-		json_quote(j->s, key);
+		json_quote(j->s, key, strlen(key));
 		g_string_append(j->s, j->pretty ? ": " : ":");
 	}
 }
@@ -317,108 +483,50 @@ static void json_close(struct json *j, char bracket)
 
 	j->depth--;
 	j->first = false;
-	if (j->pretty && !empty) {
-		g_string_append_c(j->s, '\n');
-		for (int i = 0; i < j->depth; i++)
-			g_string_append(j->s, "  ");
-	}
+	if (j->pretty && !empty)
+		json_newline(j);
 	g_string_append_c(j->s, bracket);
 }
 
-static void json_u64(struct json *j, const char *key, uint64_t v)
-{
-	json_next(j, key);
-	g_string_append_printf(j->s, "%" PRIu64, v);
-}
+static void json_object(struct json *j, const char *key, GVariant *v,
+			const char *names);
 
-static void json_i64(struct json *j, const char *key, int64_t v)
+/* One member: absent maybes are left out, lists become arrays. */
+static void json_member(struct json *j, const char *name, GVariant *v,
+			char fmt)
 {
-	json_next(j, key);
-	g_string_append_printf(j->s, "%" PRId64, v);
-}
+	g_autoptr(GVariant) inner = NULL;
 
-static void json_str(struct json *j, const char *key, const char *v)
-{
-	json_next(j, key);
-	json_quote(j->s, v);
-}
+	if (g_variant_is_of_type(v, G_VARIANT_TYPE_MAYBE)) {
+		inner = g_variant_get_maybe(v);
+		if (inner)
+			json_object(j, name, inner, names_of(name));
+	} else if (g_variant_is_of_type(v, G_VARIANT_TYPE_TUPLE)) {
+		json_object(j, name, v, names_of(name));
+	} else if (is_list(v)) {
+		json_open(j, name, '[');
+		for (size_t i = 0; i < g_variant_n_children(v); i++) {
+			g_autoptr(GVariant) c = g_variant_get_child_value(v, i);
 
-static void json_details(struct json *j, const struct fdh_manifest_entry *e)
-{
-	switch (e->kind) {
-	case FDH_KIND_TAP:
-		json_open(j, "tap", '{');
-		json_str(j, "ifname", e->u.tap.ifname);
-		json_u64(j, "queue", e->u.tap.queue);
-		json_u64(j, "iff_flags", e->u.tap.iff_flags);
-		json_i64(j, "vnet_hdr_sz", e->u.tap.vnet_hdr_sz);
-		json_u64(j, "offloads", e->u.tap.offloads);
-		break;
-	case FDH_KIND_MEMFD:
-		json_open(j, "memfd", '{');
-		json_str(j, "name", e->u.memfd.name);
-		json_u64(j, "size", e->u.memfd.size);
-		json_u64(j, "seals", e->u.memfd.seals);
-		break;
-	case FDH_KIND_EVENTFD:
-		json_open(j, "eventfd", '{');
-		json_next(j, "semaphore");
-		g_string_append(j->s,
-				e->u.eventfd.semaphore ? "true" : "false");
-		break;
-	case FDH_KIND_VHOST_USER:
-		json_open(j, "vhost_user", '{');
-		json_u64(j, "inflight_size", e->u.vhost_user.inflight_size);
-		json_u64(j, "inflight_offset", e->u.vhost_user.inflight_offset);
-		json_u64(j, "inflight_queue_size",
-			 e->u.vhost_user.inflight_queue_size);
-		json_u64(j, "inflight_num_queues",
-			 e->u.vhost_user.inflight_num_queues);
-		json_u64(j, "protocol_features",
-			 e->u.vhost_user.protocol_features);
-		break;
-	default:
-		return;
+			json_object(j, NULL, c, names_of(name));
+		}
+		json_close(j, ']');
+	} else {
+		json_next(j, name);
+		scalar(j->s, v, fmt, true);
 	}
-	json_close(j, '}');
 }
 
-static void json_entry(struct json *j, const struct fdh_manifest_entry *e)
+static void json_object(struct json *j, const char *key, GVariant *v,
+			const char *names)
 {
-	json_open(j, NULL, '{');
-	json_str(j, "owner", e->owner);
-	json_u64(j, "index", e->index);
-	json_str(j, "kind", fdh_kind_name(e->kind));
-	json_i64(j, "remote_fd", e->remote_fd);
-	json_u64(j, "dev", e->dev);
-	json_u64(j, "ino", e->ino);
-	json_u64(j, "mode", e->mode);
-	json_u64(j, "open_flags", e->open_flags);
-	json_u64(j, "kind_id", e->kind_id);
-	json_details(j, e);
-	json_close(j, '}');
-}
+	json_open(j, key, '{');
+	for (size_t i = 0; i < n_members(v); i++) {
+		g_autoptr(GVariant) c = member_value(v, i);
+		char name[32], fmt = member_name(names, i, name);
 
-static void json_device(struct json *j, const struct fdh_manifest_device *d)
-{
-	json_open(j, NULL, '{');
-	json_str(j, "owner", d->owner);
-	json_u64(j, "acked_features", d->acked_features);
-	json_open(j, "vrings", '[');
-	for (uint32_t i = 0; i < d->n_vrings; i++) {
-		const struct fdh_vring *v = &d->vrings[i];
-
-		json_open(j, NULL, '{');
-		json_u64(j, "index", v->index);
-		json_u64(j, "size", v->size);
-		json_u64(j, "desc", v->desc);
-		json_u64(j, "avail", v->avail);
-		json_u64(j, "used", v->used);
-		json_u64(j, "last_avail_idx", v->last_avail_idx);
-		json_u64(j, "used_idx", v->used_idx);
-		json_close(j, '}');
+		json_member(j, name, c, fmt);
 	}
-	json_close(j, ']');
 	json_close(j, '}');
 }
 
@@ -426,30 +534,14 @@ int fdh_manifest_to_json(const struct fdh_manifest *m, bool pretty,
 			 char **ret)
 {
 	struct json j = { .pretty = pretty, .first = true };
+	g_autoptr(GVariant) top = NULL;
 	int r;
 
-	r = check_args(m, ret);
+	r = top_variant(m, ret, &top);
 	if (r < 0)
 		return r;
 	j.s = g_string_new(NULL);
-	json_open(&j, NULL, '{');
-	json_u64(&j, "version", m->version);
-	json_open(&j, "source", '{');
-	json_i64(&j, "pid", m->source.pid);
-	json_u64(&j, "start_time", m->source.start_time);
-	json_str(&j, "boot_id", m->source.boot_id);
-	json_u64(&j, "uid", m->source.uid);
-	json_str(&j, "comm", m->source.comm);
-	json_close(&j, '}');
-	json_open(&j, "entries", '[');
-	for (size_t i = 0; i < m->n_entries; i++)
-		json_entry(&j, &m->entries[i]);
-	json_close(&j, ']');
-	json_open(&j, "devices", '[');
-	for (size_t i = 0; i < m->n_devices; i++)
-		json_device(&j, &m->devices[i]);
-	json_close(&j, ']');
-	json_close(&j, '}');
+	json_object(&j, NULL, top, names_of(""));
 	if (pretty)
 		g_string_append_c(j.s, '\n');
 	return finish(j.s, ret);

@@ -11,6 +11,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <glib.h>
 
 #include "fdh-internal.h"
+#include "manifest-internal.h"
 
 /*
  * source  (pid, start_time, boot_id, uid, comm)
@@ -35,8 +37,8 @@
 #define MEMFD_TYPE "(aytu)"
 #define EVENTFD_TYPE "b"
 #define VHOST_USER_TYPE "(ttqqt)"
-#define ENTRY_TYPE \
-	"(ayuuittuutm" TAP_TYPE "m" MEMFD_TYPE "m" EVENTFD_TYPE \
+#define ENTRY_TYPE							\
+	"(ayuuittuutm" TAP_TYPE "m" MEMFD_TYPE "m" EVENTFD_TYPE		\
 	"m" VHOST_USER_TYPE ")"
 #define VRING_TYPE "(uutttqq)"
 #define DEVICE_TYPE "(ayta" VRING_TYPE ")"
@@ -100,7 +102,7 @@ static enum detail kind_detail(uint32_t kind)
 struct where {
 	int code;
 	int entry;
-	char path[48];		/* "source", "entries[3]", "devices[1].vrings[2]" */
+	char path[48];		/* "entries[3]", "devices[1].vrings[2]" */
 };
 
 static void where_init(struct where *w, int code, int entry,
@@ -193,7 +195,8 @@ static int validate_source(const struct fdh_manifest_source *src, int code)
 	return check_string(&w, "comm", src->comm, sizeof(src->comm), false);
 }
 
-static int validate_tap(const struct where *w, const struct fdh_manifest_entry *e)
+static int validate_tap(const struct where *w,
+			const struct fdh_manifest_entry *e)
 {
 	int r;
 
@@ -256,7 +259,8 @@ static int validate_entry(const struct where *w,
 		return bad(w, "remote_fd", "%" PRId32 " is negative",
 			   e->remote_fd);
 	if (e->mode & ~(uint32_t)(S_IFMT | 07777))
-		return bad(w, "mode", "0%" PRIo32 " has bits beyond S_IFMT and 07777",
+		return bad(w, "mode",
+			   "0%" PRIo32 " has bits beyond S_IFMT and 07777",
 			   e->mode);
 	switch (kind_detail(e->kind)) {
 	case DETAIL_TAP:
@@ -296,14 +300,17 @@ static int validate_vring(const struct where *w,
 	const struct fdh_vring *v = &d->vrings[i];
 
 	if (v->index >= d->n_vrings)
-		return bad(w, "index", "%" PRIu32 ", not below n_vrings %" PRIu32,
+		return bad(w, "index",
+			   "%" PRIu32 ", not below n_vrings %" PRIu32,
 			   v->index, d->n_vrings);
 	if (!is_power_of_two(v->size) || v->size > VRING_SIZE_MAX)
-		return bad(w, "size", "%" PRIu32 ", not a power of two up to %d",
+		return bad(w, "size",
+			   "%" PRIu32 ", not a power of two up to %d",
 			   v->size, VRING_SIZE_MAX);
 	for (uint32_t j = 0; j < i; j++)
 		if (d->vrings[j].index == v->index)
-			return bad(w, "index", "%" PRIu32 " is also vrings[%" PRIu32 "]",
+			return bad(w, "index",
+				   "%" PRIu32 " is also vrings[%" PRIu32 "]",
 				   v->index, j);
 	return 0;
 }
@@ -350,6 +357,8 @@ struct array_desc {
 	const char *name;
 	size_t max;
 	size_t elem_size;
+	size_t array_offset;	/* of the array pointer in fdh_manifest */
+	size_t count_offset;	/* of its element count */
 	bool is_entries;	/* failures name fdh_error.entry */
 	int (*check)(const struct where *w, const void *array, size_t n,
 		     const void *elem);
@@ -371,20 +380,34 @@ static int check_device(const struct where *w, const void *array, size_t n,
 	return r < 0 ? r : validate_device_unique(w, array, n, elem);
 }
 
-static const struct array_desc entries_desc = {
-	.name = "entries",
-	.max = FDH_MANIFEST_MAX_ENTRIES,
-	.elem_size = sizeof(struct fdh_manifest_entry),
-	.is_entries = true,
-	.check = check_entry,
-};
+#define ARRAY_DESC(array, count, max_, check_, is_entries_) {		\
+	.name = #array,							\
+	.max = (max_),							\
+	.elem_size = sizeof(*((struct fdh_manifest *)NULL)->array),	\
+	.array_offset = offsetof(struct fdh_manifest, array),		\
+	.count_offset = offsetof(struct fdh_manifest, count),		\
+	.is_entries = (is_entries_),					\
+	.check = (check_),						\
+}
 
-static const struct array_desc devices_desc = {
-	.name = "devices",
-	.max = FDH_MANIFEST_MAX_DEVICES,
-	.elem_size = sizeof(struct fdh_manifest_device),
-	.check = check_device,
-};
+static const struct array_desc entries_desc =
+	ARRAY_DESC(entries, n_entries, FDH_MANIFEST_MAX_ENTRIES, check_entry,
+		   true);
+static const struct array_desc devices_desc =
+	ARRAY_DESC(devices, n_devices, FDH_MANIFEST_MAX_DEVICES, check_device,
+		   false);
+
+static void **array_of(const struct fdh_manifest *m,
+		       const struct array_desc *desc)
+{
+	return (void **)((char *)m + desc->array_offset);
+}
+
+static size_t *count_of(const struct fdh_manifest *m,
+			const struct array_desc *desc)
+{
+	return (size_t *)((char *)m + desc->count_offset);
+}
 
 /* Where element i of an array is: "entries[3]". */
 static void where_elem(struct where *w, int code,
@@ -394,9 +417,11 @@ static void where_elem(struct where *w, int code,
 		   desc->name, i);
 }
 
-static int check_array(int code, const struct array_desc *desc,
-		       const void *array, size_t n)
+static int check_array(const struct fdh_manifest *m, int code,
+		       const struct array_desc *desc)
 {
+	const void *array = *array_of(m, desc);
+	size_t n = *count_of(m, desc);
 	struct where w;
 	int r = 0;
 
@@ -425,9 +450,9 @@ static int manifest_check(const struct fdh_manifest *m, int code)
 			   m->version, FDH_MANIFEST_VERSION);
 	r = validate_source(&m->source, code);
 	if (r == 0)
-		r = check_array(code, &entries_desc, m->entries, m->n_entries);
+		r = check_array(m, code, &entries_desc);
 	if (r == 0)
-		r = check_array(code, &devices_desc, m->devices, m->n_devices);
+		r = check_array(m, code, &devices_desc);
 	return r;
 }
 
@@ -518,8 +543,8 @@ int fdh_manifest_set_source(struct fdh_manifest *m, pid_t pid)
 	int r;
 
 	if (!m || pid <= 0)
-		return fdh_fail(-EINVAL, -1, "set_source: no manifest or pid %d",
-				(int)pid);
+		return fdh_fail(-EINVAL, -1,
+				"set_source: no manifest or pid %d", (int)pid);
 	r = fdh_proc_stat(pid, &src.start_time, &uid, src.comm);
 	if (r < 0)
 		return fdh_fail(r, -1, "reading /proc/%d/stat: %s", (int)pid,
@@ -532,16 +557,20 @@ int fdh_manifest_set_source(struct fdh_manifest *m, pid_t pid)
 	return 0;
 }
 
-/* Append a copy of elem to an array, once desc's check accepts it. */
-static int add_element(void **array, size_t *n, const void *elem,
+/* Append a copy of elem to an array of m, once desc's check accepts it. */
+static int add_element(struct fdh_manifest *m, const void *elem,
 		       const struct array_desc *desc)
 {
+	void **array;
 	struct where w;
+	size_t *n;
 	int r;
 
-	if (!elem)
-		return fdh_fail(-EINVAL, -1, "add to %s: NULL element",
+	if (!m || !elem)
+		return fdh_fail(-EINVAL, -1, "add to %s: NULL argument",
 				desc->name);
+	array = array_of(m, desc);
+	n = count_of(m, desc);
 	if (*n >= desc->max)
 		return fdh_fail(-E2BIG, -1,
 				"%s: already %zu, the most a manifest holds",
@@ -560,19 +589,13 @@ static int add_element(void **array, size_t *n, const void *elem,
 int fdh_manifest_add_entry(struct fdh_manifest *m,
 			   const struct fdh_manifest_entry *entry)
 {
-	if (!m)
-		return fdh_fail(-EINVAL, -1, "add_entry: NULL manifest");
-	return add_element((void **)&m->entries, &m->n_entries, entry,
-			   &entries_desc);
+	return add_element(m, entry, &entries_desc);
 }
 
 int fdh_manifest_add_device(struct fdh_manifest *m,
 			    const struct fdh_manifest_device *device)
 {
-	if (!m)
-		return fdh_fail(-EINVAL, -1, "add_device: NULL manifest");
-	return add_element((void **)&m->devices, &m->n_devices, device,
-			   &devices_desc);
+	return add_element(m, device, &devices_desc);
 }
 
 /* Copy a string field that the source bounds but may fill completely. */
@@ -664,6 +687,8 @@ static GVariant *bytes_new(const char *s, size_t size)
 static GVariant *detail_new(const struct fdh_manifest_entry *e,
 			    enum detail d)
 {
+	const __typeof__(e->u.vhost_user) *vu;
+
 	switch (d) {
 	case DETAIL_TAP:
 		return g_variant_new("(@ayuuiu)", BYTES(e->u.tap.ifname),
@@ -676,12 +701,12 @@ static GVariant *detail_new(const struct fdh_manifest_entry *e,
 	case DETAIL_EVENTFD:
 		return g_variant_new_boolean(e->u.eventfd.semaphore);
 	case DETAIL_VHOST_USER:
-		return g_variant_new("(ttqqt)",
-				     (guint64)e->u.vhost_user.inflight_size,
-				     (guint64)e->u.vhost_user.inflight_offset,
-				     e->u.vhost_user.inflight_queue_size,
-				     e->u.vhost_user.inflight_num_queues,
-				     (guint64)e->u.vhost_user.protocol_features);
+		vu = &e->u.vhost_user;
+		return g_variant_new("(ttqqt)", (guint64)vu->inflight_size,
+				     (guint64)vu->inflight_offset,
+				     vu->inflight_queue_size,
+				     vu->inflight_num_queues,
+				     (guint64)vu->protocol_features);
 	default:
 		return NULL;
 	}
@@ -728,7 +753,7 @@ static GVariant *device_new(const struct fdh_manifest_device *d)
 			     g_variant_builder_end(&vrings));
 }
 
-static GVariant *manifest_new_variant(const struct fdh_manifest *m)
+GVariant *fdh_manifest_variant(const struct fdh_manifest *m)
 {
 	const struct fdh_manifest_source *src = &m->source;
 	GVariantBuilder entries, devices;
@@ -748,17 +773,10 @@ static GVariant *manifest_new_variant(const struct fdh_manifest *m)
 		g_variant_builder_end(&devices)));
 }
 
-/*
- * Encode without validating.  Not part of the API: tests/test-manifest.c
- * uses it to write invalid manifests and prove that decode rejects them.
- */
-int fdh_manifest_encode_unchecked(const struct fdh_manifest *m,
-				  void **ret_buf, size_t *ret_len);
-
 int fdh_manifest_encode_unchecked(const struct fdh_manifest *m,
 				  void **ret_buf, size_t *ret_len)
 {
-	GVariant *v = manifest_new_variant(m);
+	GVariant *v = fdh_manifest_variant(m);
 	uint32_t version_le = GUINT32_TO_LE(m->version);
 	size_t size, len;
 	uint8_t *buf;
@@ -831,7 +849,7 @@ static int get_string(const struct where *w, const char *field,
 	return r;
 }
 
-#define GET_STRING(w, name, tuple, child, field) \
+#define GET_STRING(w, name, tuple, child, field)			\
 	get_string((w), (name), (tuple), (child), (field), sizeof(field))
 
 static int decode_detail(const struct where *w, GVariant *v, enum detail d,
@@ -873,8 +891,8 @@ static int decode_details(const struct where *w, GVariant *v,
 	int r = 0;
 
 	for (int d = 0; d < DETAIL__MAX && r == 0; d++) {
-		GVariant *mv = g_variant_get_child_value(v,
-							 ENTRY_FIRST_DETAIL + d);
+		size_t child = ENTRY_FIRST_DETAIL + (size_t)d;
+		GVariant *mv = g_variant_get_child_value(v, child);
 		GVariant *inner = g_variant_get_maybe(mv);
 
 		if (d == (int)want && inner)
@@ -892,8 +910,9 @@ static int decode_details(const struct where *w, GVariant *v,
 	return r;
 }
 
-static int decode_entry(GVariant *v, size_t i, struct fdh_manifest_entry *e)
+static int decode_entry(GVariant *v, size_t i, void *elem)
 {
+	struct fdh_manifest_entry *e = elem;
 	struct where w;
 	int r;
 
@@ -909,8 +928,9 @@ static int decode_entry(GVariant *v, size_t i, struct fdh_manifest_entry *e)
 	return decode_details(&w, v, e);
 }
 
-static int decode_device(GVariant *v, size_t i, struct fdh_manifest_device *d)
+static int decode_device(GVariant *v, size_t i, void *elem)
 {
+	struct fdh_manifest_device *d = elem;
 	GVariant *vrings;
 	struct where w;
 	size_t n;
@@ -940,34 +960,39 @@ static int decode_device(GVariant *v, size_t i, struct fdh_manifest_device *d)
 }
 
 /*
- * Allocate an array for the n children of an array child, refusing
- * counts beyond the limit before allocating anything.
+ * The list child of top into a new array of its elements, decoded one by
+ * one; counts beyond the limit are refused before anything is allocated.
  */
-static int decode_array(GVariant *top, size_t child,
-			const struct array_desc *desc, GVariant **ret_array,
-			void **ret_elems, size_t *ret_n)
+static int decode_list(GVariant *top, size_t child,
+		       const struct array_desc *desc,
+		       int (*decode_one)(GVariant *v, size_t i, void *elem),
+		       struct fdh_manifest *m)
 {
-	GVariant *a = g_variant_get_child_value(top, child);
-	size_t n = g_variant_n_children(a);
+	GVariant *list = g_variant_get_child_value(top, child);
+	void **ret_elems = array_of(m, desc);
+	size_t *ret_n = count_of(m, desc);
+	size_t n = g_variant_n_children(list);
 	struct where w;
-	void *p = NULL;
+	int r = 0;
 
 	where_init(&w, -EBADMSG, -1, "%s", "");
-	if (n > desc->max) {
-		g_variant_unref(a);
-		return bad(&w, desc->name, "%zu, more than %zu", n, desc->max);
+	if (n > desc->max)
+		r = bad(&w, desc->name, "%zu, more than %zu", n, desc->max);
+	if (r == 0 && n) {
+		*ret_elems = calloc(capacity_for(n), desc->elem_size);
+		if (!*ret_elems)
+			r = fdh_fail(-ENOMEM, -1, "out of memory");
 	}
-	if (n) {
-		p = calloc(capacity_for(n), desc->elem_size);
-		if (!p) {
-			g_variant_unref(a);
-			return fdh_fail(-ENOMEM, -1, "out of memory");
-		}
+	if (r == 0)
+		*ret_n = n;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		GVariant *v = g_variant_get_child_value(list, i);
+
+		r = decode_one(v, i, (char *)*ret_elems + i * desc->elem_size);
+		g_variant_unref(v);
 	}
-	*ret_array = a;
-	*ret_elems = p;
-	*ret_n = n;
-	return 0;
+	g_variant_unref(list);
+	return r;
 }
 
 static int decode_source(GVariant *top, struct fdh_manifest_source *src)
@@ -988,32 +1013,13 @@ static int decode_source(GVariant *top, struct fdh_manifest_source *src)
 
 static int decode_variant(GVariant *top, struct fdh_manifest *m)
 {
-	GVariant *entries = NULL, *devices = NULL;
 	int r;
 
 	r = decode_source(top, &m->source);
 	if (r == 0)
-		r = decode_array(top, 1, &entries_desc, &entries,
-				 (void **)&m->entries, &m->n_entries);
-	for (size_t i = 0; r == 0 && i < m->n_entries; i++) {
-		GVariant *e = g_variant_get_child_value(entries, i);
-
-		r = decode_entry(e, i, &m->entries[i]);
-		g_variant_unref(e);
-	}
+		r = decode_list(top, 1, &entries_desc, decode_entry, m);
 	if (r == 0)
-		r = decode_array(top, 2, &devices_desc, &devices,
-				 (void **)&m->devices, &m->n_devices);
-	for (size_t i = 0; r == 0 && i < m->n_devices; i++) {
-		GVariant *d = g_variant_get_child_value(devices, i);
-
-		r = decode_device(d, i, &m->devices[i]);
-		g_variant_unref(d);
-	}
-	if (entries)
-		g_variant_unref(entries);
-	if (devices)
-		g_variant_unref(devices);
+		r = decode_list(top, 2, &devices_desc, decode_device, m);
 	return r;
 }
 
@@ -1026,8 +1032,9 @@ static int decode_header(const uint8_t *buf, size_t len)
 				"manifest: %zu bytes, shorter than its %d-byte header",
 				len, HEADER_LEN);
 	if (len > FDH_MANIFEST_MAX_BYTES)
-		return fdh_fail(-EBADMSG, -1, "manifest: %zu bytes, more than %u",
-				len, FDH_MANIFEST_MAX_BYTES);
+		return fdh_fail(-EBADMSG, -1,
+				"manifest: %zu bytes, more than %u", len,
+				FDH_MANIFEST_MAX_BYTES);
 	if (memcmp(buf, FDH_MANIFEST_MAGIC, 4) != 0)
 		return fdh_fail(-EBADMSG, -1,
 				"magic: %02x %02x %02x %02x, expected \"%s\": not a manifest",

@@ -43,7 +43,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import QMPClient, QMPError  # noqa: E402
+from qmp import QMPClient, QMPConnectionError, QMPError  # noqa: E402
 
 
 class UpgradeError(Exception):
@@ -122,7 +122,7 @@ class Upgrade:
         t0 = now()
         try:
             detail = fn()
-        except (QMPError, OSError) as e:
+        except (QMPError, QMPConnectionError, OSError) as e:
             raise UpgradeError(f"{name}: {e}") from None
         ms = (now() - t0) * 1000
         self.phases.append({"phase": name, "ms": round(ms, 3),
@@ -316,8 +316,12 @@ class Upgrade:
             return
         if not r.get("ok"):
             print(f"upgrade failed: {r.get('error')}", file=sys.stderr)
-            print(f"rolled back: target killed, source "
-                  f"{r.get('source_status', '?')}", file=sys.stderr)
+            if self.target:
+                print(f"rolled back: target killed, source "
+                      f"{r.get('source_status', '?')}", file=sys.stderr)
+            else:
+                print("nothing was changed: no target was started",
+                      file=sys.stderr)
             return
         print(f"\nupgrade complete in {r['total_ms']:.1f} ms: target pid "
               f"{r['target_pid']} runs the VM")

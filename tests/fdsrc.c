@@ -338,6 +338,7 @@ int fdsrc_start(struct fdsrc *s, const struct fdsrc_opts *opts)
 	return r;
 }
 
+__attribute__((format(printf, 2, 0)))
 static int vsend(struct fdsrc *s, const char *fmt, va_list ap)
 {
 	char cmd[256];
@@ -473,14 +474,17 @@ int fdsrc_deny_syscall(const char *name, int err)
 
 int fdsrc_deny_sockopt(int optname, int err)
 {
+	struct scmp_arg_cmp is_optname = {
+		.arg = 2, .op = SCMP_CMP_EQ, .datum_a = (scmp_datum_t)optname,
+	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	int r;
 
 	if (!ctx)
 		return -ENOMEM;
-	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((unsigned int)err),
-			     SCMP_SYS(getsockopt), 1,
-			     SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)optname));
+
+	r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((unsigned int)err),
+				   SCMP_SYS(getsockopt), 1, &is_optname);
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);

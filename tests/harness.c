@@ -12,6 +12,21 @@
 
 #define TH_EXIT_SKIP 4	/* kselftest's KSFT_SKIP */
 
+/*
+ * Tests end with _exit(), which skips LeakSanitizer's exit-time check:
+ * under ASan, ask for it explicitly so a leak fails the test.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TH_LEAK_CHECK 1
+#endif
+#endif
+#ifdef TH_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static struct th_test *th_head, **th_tail = &th_head;
 
 void th_register(struct th_test *t)
@@ -84,6 +99,12 @@ static int th_run(struct th_test *t, struct th_meta *meta)
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		t->fn(meta);
+#ifdef TH_LEAK_CHECK
+		if (__lsan_do_recoverable_leak_check()) {
+			th_diag("%s: LeakSanitizer found leaks", t->name);
+			meta->failed = 1;
+		}
+#endif
 		fflush(stdout);
 		_exit(meta->failed ? 1 : 0);
 	}

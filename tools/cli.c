@@ -21,21 +21,84 @@ struct cli_opts cli;
 
 bool cli_common_opt(int c)
 {
-	switch (c) {
-	case 'p':
+	if (c != 'j' && c != 'p')
+		return false;
+	/* Pretty output is JSON output. */
+	cli.json = true;
+	if (c == 'p')
 		cli.pretty = true;
-		/* fall through: pretty output is JSON output */
-	case 'j':
-		cli.json = true;
-		return true;
-	}
-	return false;
+	return true;
 }
 
 int cli_print_usage(const char *usage)
 {
 	fputs(usage, stdout);
 	return CLI_EXIT_OK;
+}
+
+int cli_bad_option(int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return cli_usage("option '%s' needs an argument", arg);
+	if (optopt && arg[0] == '-' && arg[1] != '-')
+		return cli_usage("unknown option '-%c'", optopt);
+	return cli_usage("unknown option '%s'", arg);
+}
+
+int cli_getopt(int argc, char **argv, const char *optstring,
+	       const struct option *longopts, const char *usage,
+	       int *ret_exit)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		if (cli_common_opt(c))
+			continue;
+		if (c == 'h') {
+			*ret_exit = cli_print_usage(usage);
+			return CLI_GETOPT_EXIT;
+		}
+		if (c == '?' || c == ':') {
+			*ret_exit = cli_bad_option(c, argv);
+			return CLI_GETOPT_EXIT;
+		}
+		return c;
+	}
+	return -1;
+}
+
+int cli_fd_args(const char *what, pid_t pid, int argc, char **argv,
+		int **ret_fds, size_t *ret_n, bool *ret_named)
+{
+	char hint[512];
+	int *fds;
+	int r;
+
+	if (argc <= 0) {
+		*ret_named = false;
+		r = proc_fds(pid, ret_fds, ret_n);
+		if (r < 0)
+			return cli_fail_hint(r, cli_hint(r, pid, false, hint, sizeof(hint)),
+					     "%s: reading /proc/%d/fd: %s", what,
+					     pid, strerror(-r));
+		return 0;
+	}
+	fds = calloc((size_t)argc, sizeof(*fds));
+	if (!fds)
+		return cli_fail(-ENOMEM, "%s: out of memory", what);
+	for (int i = 0; i < argc; i++) {
+		if (cli_parse_int(argv[i], 0, &fds[i]) < 0) {
+			free(fds);
+			return cli_usage("%s: '%s' is not an fd number", what,
+					 argv[i]);
+		}
+	}
+	*ret_fds = fds;
+	*ret_n = (size_t)argc;
+	*ret_named = true;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,6 +348,7 @@ static const char *errno_name(int err)
  * parsing our output always gets JSON.  Output already begun (an error
  * after the first row) gets the error as its last member, then closes.
  */
+__attribute__((format(printf, 4, 0)))
 static int vfail(int err, int code, const char *hint, const char *fmt,
 		 va_list ap)
 {
@@ -329,6 +393,17 @@ int cli_fail_hint(int err, const char *hint, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	r = vfail(err, cli_exit_code(err), hint, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int cli_fail_exit(int code, int err, const char *hint, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vfail(err, code, hint, fmt, ap);
 	va_end(ap);
 	return r;
 }

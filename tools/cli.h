@@ -50,6 +50,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
 int cmd_take(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 
 /*
@@ -66,6 +67,28 @@ int cmd_trace(int argc, char **argv);
 bool cli_common_opt(int c);
 /* Print usage (text to stdout) and return CLI_EXIT_OK. */
 int cli_print_usage(const char *usage);
+/*
+ * getopt returned '?' or ':' (opterr is off, so that errors stay JSON
+ * under -j): report the option at argv[optind - 1].
+ */
+int cli_bad_option(int c, char **argv);
+/*
+ * getopt_long for a subcommand, with the common options done: returns
+ * the command's own next option, -1 at the end, or CLI_GETOPT_EXIT when
+ * the command is to return *ret_exit (after --help, or a bad option).
+ * optstring starts with ":" (or "+:") and includes CLI_COMMON_SHORTOPTS.
+ */
+#define CLI_GETOPT_EXIT (-2)
+int cli_getopt(int argc, char **argv, const char *optstring,
+	       const struct option *longopts, const char *usage,
+	       int *ret_exit);
+/*
+ * The fds a command is to look at: the numbers in argv[0..argc-1], or, if
+ * there are none, every fd open in pid now (*ret_named false).  0, or an
+ * exit code after reporting the error; *ret_fds is malloc'd.
+ */
+int cli_fd_args(const char *what, pid_t pid, int argc, char **argv,
+		int **ret_fds, size_t *ret_n, bool *ret_named);
 
 /*
  * Print an error (text to stderr, or {"error": ...} to stdout under -j)
@@ -75,6 +98,9 @@ int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Same, with a second line saying what to do (NULL: none). */
 int cli_fail_hint(int err, const char *hint, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Same, with an exit code of the caller's choosing. */
+int cli_fail_exit(int code, int err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /*
  * A library call failed with err: report fdh_last_error()->msg, prefixed
  * by what ("take", "ls 4121"), with the hint that fits err for process pid.
@@ -161,8 +187,30 @@ struct sock_holder {
 #define PROC_SCAN_MAX_LINKS (1u << 20)
 int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid);
 
+/* True when pid no longer runs: no /proc entry, or a zombie. */
+bool proc_gone(pid_t pid);
+/* The fd numbers open in pid, sorted; *ret_fds is malloc'd. */
+int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n);
+
 /* Read a whole file or stdin ("-"), at most max bytes; -EFBIG past it. */
 int cli_read_file(const char *path, size_t max, void **ret_buf,
 		  size_t *ret_len);
+
+/* ------------------------------------------------------------------ */
+/* Describing one fd (tools/describe.c), for ls and whatever shows fds */
+
+struct fdh_fd_info;
+
+/* "reg", "chr", "sock", ... from st_mode; "unknown" for none. */
+const char *describe_type(uint32_t mode);
+/* "r", "w" or "rw" and the flags that matter ("rw,nonblock,cloexec"). */
+void describe_open_flags(uint32_t flags, char *buf, size_t size);
+/* The kind's details in one line ("name \"ram0\" size 4096 seals grow");
+ * peer, if not NULL, is the holder of a unix socket's other end. */
+void describe_text(const struct fdh_fd_info *info,
+		   const struct sock_holder *peer, char *buf, size_t size);
+/* The same as members of the JSON object being written. */
+void describe_json(const struct fdh_fd_info *info,
+		   const struct sock_holder *peer);
 
 #endif /* FDH_CLI_H */

@@ -214,3 +214,75 @@ int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid)
 	free(s.by_other);
 	return (int)found;
 }
+
+bool proc_gone(pid_t pid)
+{
+	char path[64], buf[512];
+	const char *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	/* comm may hold ')': the state follows the last one. */
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static int compare_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n)
+{
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int *fds = NULL;
+	char path[64];
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((de = readdir(dir))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (de->d_name[0] == '.' || *end || fd < 0 || fd > INT_MAX)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			int *grown = realloc(fds, ncap * sizeof(*fds));
+
+			if (!grown) {
+				free(fds);
+				closedir(dir);
+				return -ENOMEM;
+			}
+			fds = grown;
+			cap = ncap;
+		}
+		fds[n++] = (int)fd;
+	}
+	closedir(dir);
+	/* A zombie lists no fds: it is gone, not a process without fds. */
+	if (n == 0 && proc_gone(pid)) {
+		free(fds);
+		return -ESRCH;
+	}
+	qsort(fds, n, sizeof(*fds), compare_int);
+	*ret_fds = fds;
+	*ret_n = n;
+	return 0;
+}
