@@ -65,10 +65,13 @@ int fdh_identity_compare(const struct fdh_identity *expect,
 
 /*
  * Check a local fd against an expected identity, asking the kernel only
- * what the expected kind needs (the pull's hot path).  0 or -ESTALE.
+ * what the expected kind needs (the pull's hot path).  fdinfo_dir is an
+ * fd of /proc/self/fdinfo to read eventfd-ids relative to, or -1.
+ * 0 or -ESTALE.
  */
-int fdh_identity_check_fd(int fd, const struct fdh_identity *expect,
-			  char *why, size_t why_size);
+int fdh_identity_check_fd(int fdinfo_dir, int fd,
+			  const struct fdh_identity *expect, char *why,
+			  size_t why_size);
 
 /*
  * SCM_RIGHTS fallback protocol, one request per call:

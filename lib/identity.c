@@ -45,15 +45,41 @@ static int anon_inode_kind(int fd)
 	return FDH_KIND_OTHER;
 }
 
-/* The kernel's eventfd-id of a local eventfd (its context's ida id). */
-static int eventfd_id(int fd, uint64_t *ret)
+/*
+ * The kernel's eventfd-id of a local eventfd (its context's ida id).
+ * fdinfo_dir: an fd of /proc/self/fdinfo, or -1.  One read(): fdinfo is
+ * a single seq_file record (~120 bytes for an eventfd) that the kernel
+ * hands over whole, so reading again only to see EOF is a wasted syscall;
+ * a full buffer falls back to the reader that loops.
+ */
+static int eventfd_id(int fdinfo_dir, int fd, uint64_t *ret)
 {
-	char text[512];
-	int r;
+	char path[48], text[512];
+	ssize_t n;
+	int f, r;
 
-	r = fdh_fdinfo_read(0, fd, text, sizeof(text));
+	if (fdinfo_dir >= 0)
+		snprintf(path, sizeof(path), "%d", fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = openat(fdinfo_dir >= 0 ? fdinfo_dir : AT_FDCWD, path,
+		   O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return errno == ENOENT ? -EBADF : -errno;
+	do {
+		n = read(f, text, sizeof(text) - 1);
+	} while (n < 0 && errno == EINTR);
+	r = n < 0 ? -errno : 0;
+	close(f);
 	if (r < 0)
 		return r;
+	if ((size_t)n == sizeof(text) - 1) {
+		r = fdh_fdinfo_read(0, fd, text, sizeof(text));
+		if (r < 0)
+			return r;
+	} else {
+		text[n] = '\0';
+	}
 	return fdh_fdinfo_get_u64(text, "eventfd-id", 10, ret);
 }
 
@@ -117,7 +143,7 @@ int fdh_identity_of_fd(int fd, struct fdh_identity *ret_identity)
 	id.mode = st.st_mode;
 	switch (id.kind) {
 	case FDH_KIND_EVENTFD:
-		r = eventfd_id(fd, &id.kind_id);
+		r = eventfd_id(-1, fd, &id.kind_id);
 		if (r < 0)
 			return fdh_fail(r, -1, "fdinfo of eventfd %d: no eventfd-id (%s)",
 					fd, strerror(-r));
@@ -191,8 +217,9 @@ int fdh_identity_compare(const struct fdh_identity *expect,
 	return 0;
 }
 
-int fdh_identity_check_fd(int fd, const struct fdh_identity *expect,
-			  char *why, size_t why_size)
+int fdh_identity_check_fd(int fdinfo_dir, int fd,
+			  const struct fdh_identity *expect, char *why,
+			  size_t why_size)
 {
 	struct fdh_identity got = { .kind = expect->kind };
 	struct stat st;
@@ -209,7 +236,7 @@ int fdh_identity_check_fd(int fd, const struct fdh_identity *expect,
 	 * eventfd, a TUNGETIFF answer proves a TAP. */
 	switch (expect->kind) {
 	case FDH_KIND_EVENTFD:
-		r = eventfd_id(fd, &got.kind_id);
+		r = eventfd_id(fdinfo_dir, fd, &got.kind_id);
 		if (r < 0) {
 			snprintf(why, why_size, "not an eventfd (no eventfd-id)");
 			return -ESTALE;
