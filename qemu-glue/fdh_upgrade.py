@@ -82,7 +82,10 @@ def target_argv(source_argv: list[str], new_qemu: str, manifest: str,
                 qmp_path: str) -> list[str]:
     """The source's arguments, adjusted for an incoming handover target.
 
-    Dropped: -qmp (replaced), -incoming, -daemonize, -pidfile.
+    Dropped: -qmp (replaced), -incoming, -daemonize, -pidfile, and the
+    x-fd-handover object of a source that was itself a target.
+    Changed: -serial file:PATH becomes file:PATH.new (opening the source's
+    file again would truncate it).
     Added: the x-fd-handover object and -incoming defer.
     """
     out = [new_qemu]
@@ -97,6 +100,12 @@ def target_argv(source_argv: list[str], new_qemu: str, manifest: str,
             continue
         if arg == "-daemonize":
             continue
+        if arg == "-object" and i + 1 < len(args) and \
+                args[i + 1].startswith("x-fd-handover,"):
+            skip_next = True    # a former target's own handover object
+            continue
+        if i > 0 and args[i - 1] == "-serial" and arg.startswith("file:"):
+            arg += ".new"
         out.append(arg)
     out += ["-object", f"x-fd-handover,id=fdh0,manifest={manifest}",
             "-qmp", f"unix:{qmp_path},server=on,wait=off",
@@ -113,6 +122,7 @@ class Upgrade:
         self.target: subprocess.Popen | None = None
         self.src: QMPClient | None = None
         self.dst: QMPClient | None = None
+        self.source_was_running = False
 
     def say(self, text: str) -> None:
         if not self.args.json:
@@ -164,8 +174,8 @@ class Upgrade:
 
     def start_target(self):
         qmp_path = os.path.join(self.workdir, "target-qmp.sock")
-        argv = target_argv(self.source_argv, self.args.new_qemu,
-                           self.manifest_path, qmp_path)
+        argv = shlex.split(self.args.target_wrapper) + target_argv(
+            self.source_argv, self.args.new_qemu, self.manifest_path, qmp_path)
         self.report["target_argv"] = argv
         log = open(os.path.join(self.workdir, "target.log"), "wb")
         self.target = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -197,19 +207,24 @@ class Upgrade:
                 "monitor up")
 
     def prepare(self):
+        # return-path: the source completes only once the target has
+        # loaded everything and said so; a target that dies before that
+        # fails the migration and the source VM runs on.
         caps = [{"capability": "x-fd-handover", "state": True},
+                {"capability": "return-path", "state": True},
                 {"capability": "events", "state": True}]
         self.src.execute("migrate-set-capabilities", {"capabilities": caps})
         self.src.execute("migrate-set-parameters", {"mode": "cpr-transfer"})
         self.dst.execute("migrate-set-capabilities", {"capabilities": caps})
         # The TAP itself is kept: nothing to announce.
         self.dst.execute("migrate-set-parameters", {"announce-rounds": 0})
-        return "x-fd-handover, cpr-transfer, announce-rounds 0"
+        return "x-fd-handover, return-path, cpr-transfer, announce-rounds 0"
 
     def migrate(self):
         uri = "unix:" + os.path.join(self.workdir, "migrate.sock")
         self.dst.execute("migrate-incoming", {"uri": uri})
         self.t_migrate = now()
+        self.report["migrate_wall"] = time.time()
         self.src.execute("migrate", {"uri": uri})
         return uri
 
@@ -241,6 +256,9 @@ class Upgrade:
         def ts(t):
             return t["seconds"] + t["microseconds"] / 1e6
 
+        self.report["resume_wall"] = ts(resume_ts)
+        if stop_ts:
+            self.report["stop_wall"] = ts(stop_ts)
         self.report["qemu_downtime_ms"] = info.get("downtime")
         self.report["migrate_to_running_ms"] = round(running_ms, 3)
         if stop_ts:
@@ -349,6 +367,10 @@ def main(argv: list[str]) -> int:
                    help="seconds each waiting phase may take (default 30)")
     p.add_argument("--workdir", help="where manifests, sockets and the "
                    "target's log go (default: a new temporary directory)")
+    p.add_argument("--target-wrapper", default="",
+                   help="a command (split on blanks) the target's argv is "
+                   "appended to, e.g. a sandbox; tests use it to deny "
+                   "pidfd_getfd with seccomp")
     args = p.parse_args(argv)
     if not os.access(args.new_qemu, os.X_OK):
         print(f"fd-handover upgrade: --new-qemu {args.new_qemu}: not an "

@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Test wrapper: run a target QEMU and SIGKILL it mid-handover.
+
+    die_on_incoming.py -- qemu-system-x86_64 ... -qmp unix:DIR/target-qmp.sock ...
+
+The target has pulled the source's fds and created its machine by the time
+it listens for the migration stream (DIR/migrate.sock appears after the
+driver's migrate-incoming); it dies right then, so the source's migrate
+finds no target and the source must go on with everything it had.
+"""
+import os
+import subprocess
+import sys
+import time
+
+argv = sys.argv[sys.argv.index("--") + 1:]
+qmp = next(a for a in argv if a.startswith("unix:") and "target-qmp" in a)
+sock = os.path.join(os.path.dirname(qmp[5:].split(",")[0]), "migrate.sock")
+p = subprocess.Popen(argv)
+deadline = time.monotonic() + 120
+while p.poll() is None and time.monotonic() < deadline:
+    if os.path.exists(sock):
+        p.kill()
+        break
+    time.sleep(0.0005)
+sys.exit(p.wait() or 1)

@@ -1,0 +1,632 @@
+#!/usr/bin/env python3
+"""End-to-end test driver library for fd-handover (Python standard library only).
+
+Everything here keeps traffic inside a network namespace that this module creates
+(``fdh-<tag>-<pid>``): the TAP, its host-side address and the traffic peer live inside it, and
+QEMU runs inside it.  Teardown kills the processes this module started (by pid) and deletes the
+namespace.
+
+Typical use::
+
+    from vm import VM, build_guest
+    with VM(ram_mb=512, queues=1) as vm:          # netns + TAP created here
+        src = vm.start_qemu("/usr/bin/qemu-system-x86_64", "src")
+        boot_s = src.wait_stream()                # guest printed "gueststream: started"
+        peer = vm.start_peer(max_s=120)           # host side traffic, inside the netns
+        ...                                       # QMP: src.qmp().execute("stop") ...
+        res = peer.stop()                         # JSON report (see guest/README.md)
+    # netns deleted, QEMUs and peer killed
+
+Layout assumptions: this file is qemu-glue/e2e/vm.py; qemu-glue/qmp.py is the QMP client,
+qemu-glue/guest/build.sh builds the guest.  All must run as root (netns, TAP); QEMU itself
+may run as an unprivileged uid (``VM(uid=...)``).
+"""
+from __future__ import annotations
+
+import csv
+import ctypes
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+E2E_DIR = os.path.dirname(os.path.abspath(__file__))
+GLUE_DIR = os.path.dirname(E2E_DIR)
+GUEST_DIR = os.path.join(GLUE_DIR, "guest")
+if GLUE_DIR not in sys.path:
+    sys.path.insert(0, GLUE_DIR)
+
+from qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout  # noqa: E402
+
+__all__ = ["VM", "Qemu", "Peer", "Netns", "build_guest", "QMPClient", "QMPError",
+           "QMPConnectionError", "QMPTimeout", "mono", "qmp_event_mono", "log"]
+
+HOST_IP = "10.99.0.1"
+GUEST_IP = "10.99.0.2"
+PREFIX = 24
+TAP_NAME = "fdhtap0"
+STREAM_MARK = "gueststream: started"
+
+VERBOSE = bool(os.environ.get("FDH_E2E_VERBOSE"))
+
+
+def log(*a: Any) -> None:
+    print("[e2e %s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def vlog(*a: Any) -> None:
+    if VERBOSE:
+        log(*a)
+
+
+def mono() -> float:
+    """CLOCK_MONOTONIC seconds (the clock the peer and gueststream use)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def realtime_to_mono(t_real: float) -> float:
+    """Convert a wall-clock time (e.g. a QMP event timestamp) to CLOCK_MONOTONIC seconds."""
+    return t_real - (time.time() - mono())
+
+
+def qmp_event_time(ev: dict) -> float:
+    """Wall-clock time of a QMP event (QEMU stamps events with g_get_real_time)."""
+    ts = ev.get("timestamp", {})
+    return ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+
+
+def qmp_event_mono(ev: dict) -> float:
+    return realtime_to_mono(qmp_event_time(ev))
+
+
+def run(argv: list[str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
+    vlog("$", " ".join(argv))
+    return subprocess.run(argv, check=check, text=True, capture_output=True, **kw)
+
+
+# ------------------------------------------------------------------------------------ guest
+_GUEST_CACHE: dict = {}
+
+
+def build_guest() -> dict:
+    """Build or reuse the guest (qemu-glue/guest/build.sh); returns its KEY=VALUE dict."""
+    if _GUEST_CACHE:
+        return _GUEST_CACHE
+    p = subprocess.run([os.path.join(GUEST_DIR, "build.sh")], check=True, text=True,
+                       stdout=subprocess.PIPE)
+    for line in p.stdout.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            _GUEST_CACHE[k] = v
+    return _GUEST_CACHE
+
+
+# ------------------------------------------------------------------------------------ netns
+_CLONE_NEWNET = 0x40000000
+_TUNSETIFF = 0x400454CA
+_IFF_TAP = 0x0002
+_IFF_NO_PI = 0x1000
+_IFF_VNET_HDR = 0x4000
+_IFF_MULTI_QUEUE = 0x0100
+
+
+class Netns:
+    """A network namespace of our own with one persistent TAP (+ host-side address)."""
+
+    def __init__(self, tag: str = "e2e", queues: int = 1, multi_queue: bool = True,
+                 uid: Optional[int] = None, gid: Optional[int] = None, vnet_hdr: bool = True):
+        self.name = "fdh-%s-%d" % (re.sub(r"[^a-zA-Z0-9]", "", tag)[:12], os.getpid())
+        self.vnet_hdr = vnet_hdr
+        self.queues = queues
+        self.multi_queue = multi_queue or queues > 1
+        self.uid = uid
+        self.gid = gid
+        self.tap = TAP_NAME
+        self.created = False
+
+    def create(self) -> "Netns":
+        if os.path.exists("/run/netns/" + self.name):
+            run(["ip", "netns", "del", self.name], check=False)
+        run(["ip", "netns", "add", self.name])
+        self.created = True
+        ip = ["ip", "-n", self.name]
+        run(ip + ["link", "set", "lo", "up"])
+        cmd = ip + ["tuntap", "add", "dev", self.tap, "mode", "tap"]
+        if self.vnet_hdr:
+            cmd.append("vnet_hdr")
+        if self.multi_queue:
+            cmd.append("multi_queue")
+        if self.uid is not None:
+            cmd += ["user", str(self.uid)]
+        if self.gid is not None:
+            cmd += ["group", str(self.gid)]
+        run(cmd)
+        run(ip + ["addr", "add", "%s/%d" % (HOST_IP, PREFIX), "dev", self.tap])
+        run(ip + ["link", "set", self.tap, "up"])
+        vlog("netns", self.name, "tap", self.tap, "multi_queue" if self.multi_queue else "")
+        return self
+
+    def exec_argv(self, argv: list[str], uid: Optional[int] = None,
+                  gid: Optional[int] = None) -> list[str]:
+        pre = ["ip", "netns", "exec", self.name]
+        if uid is not None:
+            pre += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % (gid if gid is not None else uid),
+                    "--clear-groups", "--"]
+        return pre + argv
+
+    def open_tap_fds(self, n: Optional[int] = None) -> list[int]:
+        """Open n queue fds of the TAP (TUNSETIFF from inside the netns); inheritable, for
+        ``-netdev tap,fd=``/``fds=`` (one open file description shared by whoever gets it)."""
+        n = n or self.queues
+        libc = ctypes.CDLL(None, use_errno=True)
+        here = os.open("/proc/self/ns/net", os.O_RDONLY)
+        there = os.open("/run/netns/" + self.name, os.O_RDONLY)
+        fds = []
+        try:
+            if libc.setns(there, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                flags = _IFF_TAP | _IFF_NO_PI | (_IFF_VNET_HDR if self.vnet_hdr else 0)
+                if self.multi_queue:
+                    flags |= _IFF_MULTI_QUEUE
+                for _ in range(n):
+                    fd = os.open("/dev/net/tun", os.O_RDWR)
+                    ifr = struct.pack("16sH22x", self.tap.encode(), flags)
+                    fcntl.ioctl(fd, _TUNSETIFF, ifr)
+                    os.set_inheritable(fd, True)
+                    fds.append(fd)
+            finally:
+                if libc.setns(here, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        finally:
+            os.close(here)
+            os.close(there)
+        return fds
+
+    def pids(self) -> list[int]:
+        p = run(["ip", "netns", "pids", self.name], check=False)
+        return [int(x) for x in p.stdout.split()] if p.returncode == 0 else []
+
+    def destroy(self) -> None:
+        if not self.created:
+            return
+        # Everything in this namespace was started by this module; stop leftovers by pid.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            for _ in range(50):
+                if not self.pids():
+                    break
+                time.sleep(0.02)
+        run(["ip", "-n", self.name, "link", "del", self.tap], check=False)
+        run(["ip", "netns", "del", self.name], check=False)
+        self.created = False
+
+
+# ------------------------------------------------------------------------------------ QEMU
+class Qemu:
+    """One QEMU process inside the VM's netns."""
+
+    def __init__(self, vm: "VM", binary: str, name: str, argv: list[str],
+                 pass_fds: tuple = (), uid: Optional[int] = None):
+        self.vm = vm
+        self.binary = binary
+        self.name = name
+        self.argv = argv
+        self.qmp_path = os.path.join(vm.workdir, name + ".qmp")
+        self.serial_path = os.path.join(vm.workdir, name + ".serial")
+        self.stderr_path = os.path.join(vm.workdir, name + ".stderr")
+        self.pass_fds = pass_fds
+        self.uid = uid
+        self.proc: Optional[subprocess.Popen] = None
+        self._err = None
+        self.t_start = 0.0
+        self._qmp: Optional[QMPClient] = None
+
+    def start(self) -> "Qemu":
+        for p in (self.qmp_path, self.serial_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        full = self.vm.netns.exec_argv(self.argv, uid=self.uid, gid=self.vm.gid)
+        vlog("start", self.name, " ".join(full))
+        self._err = open(self.stderr_path, "w")
+        self.t_start = mono()
+        self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=self._err,
+                                     stderr=subprocess.STDOUT, pass_fds=self.pass_fds)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self) -> str:
+        try:
+            with open(self.stderr_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def serial(self) -> str:
+        try:
+            with open(self.serial_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def qmp(self, connect_timeout: float = 30.0, timeout: float = 120.0,
+            poll_interval: float = 0.05) -> QMPClient:
+        """Connect (once) to this QEMU's QMP socket; retries while QEMU starts up."""
+        if self._qmp is None:
+            deadline = mono() + connect_timeout
+            while True:
+                if not self.alive():
+                    raise RuntimeError("%s exited (rc=%s): %s" % (
+                        self.name, self.proc.poll() if self.proc else None, self.stderr()[-2000:]))
+                try:
+                    self._qmp = QMPClient(self.qmp_path, connect_timeout=0, timeout=timeout)
+                    break
+                except QMPConnectionError:
+                    if mono() > deadline:
+                        raise
+                    time.sleep(poll_interval)
+        return self._qmp
+
+    def wait_serial(self, pattern: str, timeout: float = 120.0, since: int = 0) -> float:
+        """Wait until the serial log matches ``pattern`` (regex); return mono time seen."""
+        rx = re.compile(pattern)
+        deadline = mono() + timeout
+        while mono() < deadline:
+            if rx.search(self.serial()[since:]):
+                return mono()
+            if not self.alive():
+                raise RuntimeError("%s exited while waiting for %r: %s" % (
+                    self.name, pattern, self.stderr()[-2000:]))
+            time.sleep(0.01)
+        raise TimeoutError("%s: %r not on serial within %.0f s; tail: %s" % (
+            self.name, pattern, timeout, self.serial()[-1500:]))
+
+    def wait_stream(self, timeout: float = 180.0) -> float:
+        """Wait for the guest's stream; return boot time (QEMU start -> stream started) in s."""
+        t = self.wait_serial(re.escape(STREAM_MARK), timeout)
+        return t - self.t_start
+
+    def close_qmp(self) -> None:
+        if self._qmp:
+            self._qmp.close()
+            self._qmp = None
+
+    def quit(self, timeout: float = 10.0) -> Optional[int]:
+        """QMP quit, then wait; kill if it does not exit. Returns the exit code."""
+        if not self.alive():
+            self.close_qmp()
+            return self.proc.returncode if self.proc else None
+        try:
+            self.qmp(connect_timeout=2).execute("quit", timeout=5)
+        except Exception:
+            pass
+        self.close_qmp()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 10.0) -> Optional[int]:
+        if not self.proc:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
+
+    def kill(self) -> None:
+        self.close_qmp()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._err:
+            self._err.close()
+            self._err = None
+
+
+# ------------------------------------------------------------------------------------ peer
+class Peer:
+    """The host-side traffic peer (guest/src/peer.c) inside the netns."""
+
+    def __init__(self, vm: "VM", max_s: float, window_ms: float, pps: int, tag: str = "peer"):
+        self.vm = vm
+        self.json_path = os.path.join(vm.workdir, tag + ".json")
+        self.raw_path = os.path.join(vm.workdir, tag + ".csv")
+        self.err_path = os.path.join(vm.workdir, tag + ".stderr")
+        argv = [vm.guest["GUEST_PEER"], "-b", HOST_IP, "-g", GUEST_IP, "-r", str(pps),
+                "-t", str(max_s), "-w", str(window_ms), "-o", self.json_path,
+                "-R", self.raw_path]
+        self._err = open(self.err_path, "w")
+        self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdin=subprocess.DEVNULL,
+                                     stdout=self._err, stderr=subprocess.STDOUT)
+        self.t_start = mono()
+        self.marks: list[float] = []
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        deadline = mono() + timeout
+        while mono() < deadline:
+            with open(self.err_path) as f:
+                if "peer: ready" in f.read():
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError("peer exited: " + open(self.err_path).read())
+            time.sleep(0.01)
+        raise TimeoutError("peer not ready")
+
+    def mark(self) -> float:
+        """Mark 'switch begins' (SIGUSR1); returns the driver's mono time of the mark."""
+        t = mono()
+        self.proc.send_signal(signal.SIGUSR1)
+        self.marks.append(t)
+        return t
+
+    def stop(self, timeout: float = 10.0) -> dict:
+        """SIGTERM the peer, wait for its report; return the parsed JSON."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._err.close()
+        with open(self.json_path) as f:
+            return json.load(f)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if not self._err.closed:
+            self._err.close()
+
+    def raw(self) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """(stream, echo) arrivals as (seq, mono seconds) in arrival order."""
+        s, e = [], []
+        with open(self.raw_path) as f:
+            for row in csv.DictReader(f):
+                item = (int(row["seq"]), int(row["t_arr_mono_ns"]) / 1e9)
+                (s if row["type"] == "S" else e).append(item)
+        return s, e
+
+
+def window_stats(arrivals: list[tuple[int, float]], a: float, b: float) -> dict:
+    """Largest inter-arrival gap overlapping [a, b] (mono s), and sequence numbers missing
+    among the arrivals spanning that window."""
+    gap, at, first, last = 0.0, None, None, None
+    for i in range(1, len(arrivals)):
+        s, e = arrivals[i - 1][1], arrivals[i][1]
+        if e < a or s > b:
+            continue
+        if first is None:
+            first = i - 1
+        last = i
+        if e - s > gap:
+            gap, at = e - s, s
+    lost = 0
+    if first is not None:
+        seqs = {q for q, _ in arrivals[first:last + 1]}
+        lost = max(seqs) - min(seqs) + 1 - len(seqs)
+    return {"max_gap_ms": gap * 1e3, "gap_start_after_mark_ms": (at - a) * 1e3 if at else None,
+            "lost": lost}
+
+
+# ------------------------------------------------------------------------------------ VM
+class VM:
+    """One test guest configuration: netns + TAP, guest image, QEMU command lines, peer.
+
+    (vnet_hdr: see __init__.)
+    tap_mode: "ifname" (each QEMU opens the persistent TAP by name; a second QEMU can attach
+              while the first runs only if the TAP is multi_queue, i.e. queues > 1) or
+              "fd" (this driver opens the TAP queue fds once and passes the same fds to
+              every QEMU it starts: -netdev tap,fd=/fds=).
+    """
+
+    def __init__(self, ram_mb: int = 512, queues: int = 1, tap_mode: str = "ifname",
+                 multi_queue: Optional[bool] = None, uid: Optional[int] = None,
+                 gid: Optional[int] = None, tag: str = "e2e", pps: int = 1000,
+                 guest_max_s: int = 1800, workdir: Optional[str] = None,
+                 machine: str = "pc", keep_workdir: bool = False,
+                 extra_args: Optional[list[str]] = None, ram_backend: str = "memfd",
+                 vnet_hdr: bool = True):
+        self.ram_mb = ram_mb
+        self.queues = queues
+        self.tap_mode = tap_mode
+        self.uid = uid
+        self.gid = gid
+        self.pps = pps
+        self.guest_max_s = guest_max_s
+        self.machine = machine
+        self.extra_args = extra_args or []
+        self.keep_workdir = keep_workdir
+        self.guest = build_guest()
+        self.own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="fdh-e2e-")
+        if uid is not None:
+            os.chmod(self.workdir, 0o777)
+        if multi_queue is None:
+            # A multi_queue TAP cannot be opened by name with queues=1 (QEMU asks without
+            # IFF_MULTI_QUEUE and the kernel says EINVAL), so only for queues > 1.
+            multi_queue = queues > 1
+        # vnet_hdr=False: TAP and QEMU without virtio-net headers/offloads.  With stock QEMU
+        # that is the only way two QEMUs can share one TAP without the incoming one breaking
+        # the running one (vnet header size and offloads are per TAP device, and the target
+        # resets them when its virtio-net is realized).
+        self.vnet_hdr = vnet_hdr
+        self.netns = Netns(tag, queues=queues, multi_queue=multi_queue, uid=uid, gid=gid,
+                           vnet_hdr=vnet_hdr)
+        self.tap_fds: list[int] = []
+        self.qemus: list[Qemu] = []
+        self.peers: list[Peer] = []
+        self.mac = "52:54:00:99:00:02"
+        # "memfd": memory-backend-memfd,share=on (cpr-transfer, precopy, fd handover)
+        # "file":  memory-backend-file on /dev/shm (a named shared file both QEMUs map:
+        #          what x-ignore-shared needs with stock QEMU)
+        self.ram_backend = ram_backend
+        self.ram_file = "/dev/shm/%s-ram0" % self.netns.name
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> "VM":
+        try:
+            self.setup()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.teardown()
+
+    def setup(self) -> None:
+        if self.uid is not None and self.tap_mode == "ifname":
+            # An unprivileged QEMU opening the TAP by name needs /dev/net/tun rw for others.
+            # Debian's udev rule makes it 0666; some hosts (this CI's) have 0600.
+            st = os.stat("/dev/net/tun")
+            if st.st_mode & 0o006 != 0o006:
+                log("chmod 0666 /dev/net/tun (was %o; Debian's udev default is 0666)" % (
+                    st.st_mode & 0o777))
+                os.chmod("/dev/net/tun", 0o666)
+        self.netns.create()
+        if self.tap_mode == "fd":
+            self.tap_fds = self.netns.open_tap_fds(self.queues)
+
+    def teardown(self) -> None:
+        for p in self.peers:
+            try:
+                p.kill()
+            except Exception:
+                pass
+        for q in self.qemus:
+            try:
+                q.kill()
+            except Exception:
+                pass
+        for fd in self.tap_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.tap_fds = []
+        self.netns.destroy()
+        if os.path.exists(self.ram_file):
+            os.unlink(self.ram_file)
+        if self.own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- QEMU -------------------------------------------------------------------------------
+    def cmdline(self, name: str, incoming: Optional[list[str]] = None) -> list[str]:
+        """QEMU arguments (without the binary) for a guest named ``name``."""
+        q = self.queues
+        netdev = "tap,id=net0,vhost=off"
+        if self.tap_mode == "fd":  # (script=/downscript= are refused with fd=)
+            if q > 1:
+                netdev += ",fds=" + ":".join(str(fd) for fd in self.tap_fds)
+            else:
+                netdev += ",fd=%d" % self.tap_fds[0]
+        else:
+            netdev += ",script=no,downscript=no,ifname=" + self.netns.tap
+            if not self.vnet_hdr:
+                netdev += ",vnet_hdr=off"
+            if q > 1:
+                netdev += ",queues=%d" % q
+        dev = "virtio-net-pci,netdev=net0,romfile=,mac=" + self.mac
+        if q > 1:
+            dev += ",mq=on,vectors=%d" % (2 * q + 2)
+        append = "console=ttyS0 quiet fdh.ip=%s/%d fdh.peer=%s fdh.pps=%d fdh.max=%d" % (
+            GUEST_IP, PREFIX, HOST_IP, self.pps, self.guest_max_s)
+        if q > 1:
+            append += " fdh.channels=%d" % q
+        args = [
+            "-name", "fdh-" + name,
+            "-machine", "%s,aux-ram-share=on,memory-backend=ram0" % self.machine,
+            "-accel", "tcg",
+            "-smp", "1",
+            "-m", "%dM" % self.ram_mb,
+            "-object", self.ram_object(),
+            "-nodefaults", "-no-user-config", "-nographic",
+            "-kernel", self.guest["GUEST_KERNEL"],
+            "-initrd", self.guest["GUEST_INITRD"],
+            "-append", append,
+            "-netdev", netdev,
+            "-device", dev,
+            "-serial", "file:" + os.path.join(self.workdir, name + ".serial"),
+            "-qmp", "unix:%s,server=on,wait=off" % os.path.join(self.workdir, name + ".qmp"),
+        ] + self.extra_args
+        for inc in incoming or []:
+            args += ["-incoming", inc]
+        return args
+
+    def ram_object(self) -> str:
+        if self.ram_backend == "file":
+            return "memory-backend-file,id=ram0,size=%dM,share=on,mem-path=%s" % (
+                self.ram_mb, self.ram_file)
+        return "memory-backend-memfd,id=ram0,size=%dM,share=on" % self.ram_mb
+
+    def start_qemu(self, binary: str, name: str, incoming: Optional[list[str]] = None,
+                   extra: Optional[list[str]] = None, uid: Any = "vm") -> Qemu:
+        argv = [binary] + self.cmdline(name, incoming) + (extra or [])
+        q = Qemu(self, binary, name, argv, pass_fds=tuple(self.tap_fds),
+                 uid=self.uid if uid == "vm" else uid)
+        self.qemus.append(q)
+        return q.start()
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    # -- traffic ----------------------------------------------------------------------------
+    def start_peer(self, max_s: float = 300, window_ms: float = 5000, tag: str = "peer",
+                   warmup_s: float = 0.0) -> Peer:
+        p = Peer(self, max_s=max_s, window_ms=window_ms, pps=self.pps, tag=tag)
+        self.peers.append(p)
+        p.wait_ready()
+        if warmup_s:
+            time.sleep(warmup_s)
+        return p
+
+
+def qmp_run(q: QMPClient, seq: list, timeout: float = 60.0) -> list:
+    """Run a QMP sequence: items are "cmd" or ("cmd", {args}); returns the replies."""
+    out = []
+    for item in seq:
+        cmd, args = (item, None) if isinstance(item, str) else item
+        out.append(q.execute(cmd, args, timeout=timeout))
+    return out
+
+
+def wait_migration(q: QMPClient, timeout: float = 600.0,
+                   poll: float = 0.02) -> dict:
+    """Poll query-migrate until completed/failed/cancelled; returns the last reply."""
+    deadline = mono() + timeout
+    while mono() < deadline:
+        r = q.execute("query-migrate")
+        if r.get("status") in ("completed", "failed", "cancelled"):
+            return r
+        time.sleep(poll)
+    raise TimeoutError("migration did not finish within %.0f s" % timeout)
