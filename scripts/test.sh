@@ -4,7 +4,9 @@
 # pass, and end with one line "N passed, N failed, N skipped".
 #
 # Usage: scripts/test.sh            (as root: tests need netns, TAP, clone3)
-# Env:   CI=true  -Dwerror=true;  FUZZ_SECONDS (default 60; 0 skips fuzzing)
+# Env:   CI=true  -Dwerror=true;  FUZZ_SECONDS (default 60; 0 skips fuzzing);
+#        FDH_E2E=0 skips the end-to-end QEMU tests (they build QEMU once,
+#        ~9 min on 2 cores, then reuse it from the cache)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +61,25 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 	tail -n 3 "$results/fuzz.log"
 fi
 
-python3 scripts/tap-count.py "$results"/*.testlog.json "$results/extra.tap" || status=1
+# End to end: the patched QEMU and a real guest, both cached outside the
+# clone (qemu-glue/build.sh, qemu-glue/guest/build.sh).
+if [ "${FDH_E2E:-1}" != 0 ]; then
+	echo "== e2e: patched QEMU and test guest (cache: ${FDH_CACHE:-/var/cache/fd-handover})"
+	if scripts/qemu-setup.sh >"$results/qemu-setup.env" 2>"$results/qemu-setup.log"; then
+		while IFS='=' read -r key value; do
+			[[ $key =~ ^[A-Z_]+$ ]] && export "$key=$value"
+		done <"$results/qemu-setup.env"
+		FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall \
+			python3 qemu-glue/e2e/test_upgrade.py >"$results/e2e.tap" 2>"$results/e2e.log" ||
+			status=1
+		grep -E '^(ok|not ok)' "$results/e2e.tap"
+	else
+		tail -n 40 "$results/qemu-setup.log"
+		echo "not ok - e2e setup: scripts/qemu-setup.sh" >>"$results/extra.tap"
+		status=1
+	fi
+fi
+
+python3 scripts/tap-count.py "$results"/*.testlog.json "$results/extra.tap" \
+	"$results/e2e.tap" || status=1
 exit $status
