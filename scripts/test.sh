@@ -67,7 +67,7 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 	echo "== e2e: patched QEMU and test guest (cache: ${FDH_CACHE:-/var/cache/fd-handover})"
 	if scripts/qemu-setup.sh >"$results/qemu-setup.env" 2>"$results/qemu-setup.log"; then
 		while IFS='=' read -r key value; do
-			[[ $key =~ ^[A-Z_]+$ ]] && export "$key=$value"
+			[[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] && export "$key=$value"
 		done <"$results/qemu-setup.env"
 		FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall \
 			python3 qemu-glue/e2e/test_upgrade.py >"$results/e2e.tap" 2>"$results/e2e.log" ||
