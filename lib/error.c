@@ -36,20 +36,13 @@ const char *fdh_version(void)
 	return "0.1.0";
 }
 
+/* Indexed by enum fdh_kind; the names are part of the JSON and text formats. */
 static const char *const kind_names[FDH_KIND__MAX] = {
-	[FDH_KIND_OTHER] = "other",
-	[FDH_KIND_MEMFD] = "memfd",
-	[FDH_KIND_TAP] = "tap",
-	[FDH_KIND_EVENTFD] = "eventfd",
-	[FDH_KIND_VHOST_NET] = "vhost-net",
-	[FDH_KIND_VHOST_USER] = "vhost-user",
-	[FDH_KIND_UNIX_SOCKET] = "unix",
-	[FDH_KIND_PIDFD] = "pidfd",
-	[FDH_KIND_EPOLL] = "epoll",
-	[FDH_KIND_PIPE] = "pipe",
-	[FDH_KIND_FILE] = "file",
-	[FDH_KIND_SOCKET] = "socket",
+	"other", "memfd", "tap", "eventfd", "vhost-net", "vhost-user", "unix",
+	"pidfd", "epoll", "pipe", "file", "socket",
 };
+_Static_assert(FDH_KIND_SOCKET == 11 && FDH_KIND__MAX == 12,
+	       "kind_names must follow enum fdh_kind");
 
 const char *fdh_kind_name(enum fdh_kind kind)
 {

@@ -381,17 +381,6 @@ int fdsrc_send(struct fdsrc *s, const char *fmt, ...)
 	return r;
 }
 
-int fdsrc_cmd(struct fdsrc *s, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vsend(s, fmt, ap);
-	va_end(ap);
-	return r < 0 ? r : reply2(s, NULL);
-}
-
 int fdsrc_cmd2(struct fdsrc *s, int *ret_second, const char *fmt, ...)
 {
 	va_list ap;
@@ -513,4 +502,27 @@ int fdsrc_entry(struct fdsrc *s, int remote_fd, const char *label,
 	if (n > 0 && sscanf(buf, "R %d", &r) == 1)
 		return r;
 	return -EPROTO;
+}
+
+int fdsrc_make_entry(struct fdsrc *s, struct fdh_pull_entry *e,
+		     const char *label, const char *cmd)
+{
+	int fd = fdsrc_cmd(s, "%s", cmd);
+
+	return fd < 0 ? fd : fdsrc_entry(s, fd, label, e);
+}
+
+int fdsrc_start_unprivileged(struct fdsrc *s, const char *tap)
+{
+	struct fdsrc_opts opts = {
+		.uid = fdsrc_test_uid(), .netns = true, .tap = tap,
+	};
+	int r = fdsrc_start(s, &opts);
+
+	return r < 0 ? r : fdsrc_drop_to(opts.uid);
+}
+
+bool fdsrc_start_refused(int r)
+{
+	return r == -EPERM || r == -ENOENT || r == -ENODEV;
 }

@@ -55,8 +55,7 @@ int fdsrc_start(struct fdsrc *s, const struct fdsrc_opts *opts);
  *                             returns the number of fds sent
  *   exit                      exit(0) without reply
  */
-int fdsrc_cmd(struct fdsrc *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+#define fdsrc_cmd(s, ...) fdsrc_cmd2(s, NULL, __VA_ARGS__)
 /* Like fdsrc_cmd, also returning the second number of the reply. */
 int fdsrc_cmd2(struct fdsrc *s, int *ret_second, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -72,6 +71,18 @@ int fdsrc_reply(struct fdsrc *s);
 struct fdh_pull_entry;
 int fdsrc_entry(struct fdsrc *s, int remote_fd, const char *label,
 		struct fdh_pull_entry *ret_entry);
+
+/* Make one thing in the child (a command above) and describe it. */
+int fdsrc_make_entry(struct fdsrc *s, struct fdh_pull_entry *e,
+		     const char *label, const char *cmd);
+
+/*
+ * The unprivileged pair: a child as fdsrc_test_uid() in a netns of its own
+ * with persistent TAP tap, then this process drops to the same uid.
+ * Root only; fdsrc_start_refused(r) says the host cannot (SKIP).
+ */
+int fdsrc_start_unprivileged(struct fdsrc *s, const char *tap);
+bool fdsrc_start_refused(int r);
 
 /* Kill and reap the child; closes ctl and coop.  Safe to call twice. */
 void fdsrc_stop(struct fdsrc *s);

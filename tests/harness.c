@@ -47,6 +47,14 @@ void th_diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
+const char *th_cmp_text(const char *expr, long long a, long long b)
+{
+	static char text[320];
+
+	snprintf(text, sizeof(text), "%s (%lld vs %lld)", expr, a, b);
+	return text;
+}
+
 void th_fail(struct th_meta *meta, bool fatal, const char *file, int line,
 	     const char *expr, const char *fmt, ...)
 {

@@ -51,6 +51,7 @@ void th_fail(struct th_meta *meta, bool fatal, const char *file, int line,
 void th_skip(struct th_meta *meta, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3))) __attribute__((noreturn));
 void th_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *th_cmp_text(const char *expr, long long a, long long b);
 int th_main(int argc, char **argv);
 
 #define TH_DEFAULT_TIMEOUT 60
@@ -113,18 +114,12 @@ int th_main(int argc, char **argv);
 		}							\
 	} while (0)
 
+/* The comparison's text with both values, formatted only on failure. */
 #define TH_CMP(fatal, a, op, b, ...)					\
 	do {								\
 		long long _a = (long long)(a), _b = (long long)(b);	\
-		if (!(_a op _b)) {					\
-			char _e[256];					\
-			snprintf(_e, sizeof(_e), "%s %s %s (%lld vs %lld)", \
-				 #a, #op, #b, _a, _b);			\
-			th_fail(_meta, fatal, __FILE__, __LINE__, _e,	\
-				" " __VA_ARGS__);			\
-			if (fatal)					\
-				return;					\
-		}							\
+		TH_CHECK(fatal, _a op _b,				\
+			 th_cmp_text(#a " " #op " " #b, _a, _b), __VA_ARGS__); \
 	} while (0)
 
 #define ASSERT_EQ(a, b, ...) TH_CMP(true, a, ==, b, __VA_ARGS__)

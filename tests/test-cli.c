@@ -656,16 +656,29 @@ TEST_F(ls, json_reports_eventfd_count_and_semaphore)
 		  "the eventfd-id is its identity");
 }
 
+/*
+ * Make a pair ("pipe", "socketpair") in the child and list it: the first
+ * end's fd number, and the JSON indexes of both ends in *i and *j (-1 if
+ * anything failed).
+ */
+static int ls_json_pair(struct th_meta *_meta, FIXTURE(ls) *self,
+			const char *what, int *i, int *j)
+{
+	int second = -1, first = fdsrc_cmd2(&self->child, &second, "%s", what);
+
+	*i = *j = -1;
+	if (first < 0)
+		return first;
+	*i = ls_json(_meta, &self->child, &self->run, &self->json, first);
+	*j = ls_index(&self->json, second);
+	return *i >= 0 && *j >= 0 ? first : -1;
+}
+
 TEST_F(ls, json_reports_both_ends_of_a_pipe)
 {
-	int wr = -1, rd = fdsrc_cmd2(&self->child, &wr, "pipe");
-	int i, j;
+	int i, j, rd = ls_json_pair(_meta, self, "pipe", &i, &j);
 
 	ASSERT_GE(rd, 0);
-	i = ls_json(_meta, &self->child, &self->run, &self->json, rd);
-	j = ls_index(&self->json, wr);
-	ASSERT_GE(i, 0);
-	ASSERT_GE(j, 0);
 	EXPECT_STREQ(fget(&self->json, "fds.%d.kind", i), "pipe");
 	EXPECT_STREQ(fget(&self->json, "fds.%d.type", i), "fifo");
 	EXPECT_EQ(fnum(&self->json, "fds.%d.ino", i), fnum(&self->json, "fds.%d.ino", j),
@@ -677,14 +690,10 @@ TEST_F(ls, json_reports_both_ends_of_a_pipe)
 
 TEST_F(ls, json_names_the_peer_of_a_socketpair)
 {
-	int b = -1, a = fdsrc_cmd2(&self->child, &b, "socketpair");
-	int i, j;
+	int i, j, b, a = ls_json_pair(_meta, self, "socketpair", &i, &j);
 
 	ASSERT_GE(a, 0);
-	i = ls_json(_meta, &self->child, &self->run, &self->json, a);
-	j = ls_index(&self->json, b);
-	ASSERT_GE(i, 0);
-	ASSERT_GE(j, 0);
+	b = atoi(fget(&self->json, "fds.%d.fd", j));
 	EXPECT_STREQ(fget(&self->json, "fds.%d.kind", i), "unix");
 	EXPECT_STREQ(fget(&self->json, "fds.%d.unix.type", i), "stream");
 	EXPECT_STREQ(fget(&self->json, "fds.%d.unix.state", i), "connected");
@@ -1489,21 +1498,32 @@ TEST(take_swaps_fds_whose_targets_collide)
 	fdsrc_stop(&child);
 }
 
+/*
+ * `fd-handover take PID FD ARGS` where FD is a memfd a new source child
+ * holds: FD, or -errno when the child could not be made.
+ */
+static int take_a_memfd(struct fdsrc *child, struct run *r, const char *args)
+{
+	int m = fdsrc_start(child, NULL);
+
+	if (m == 0)
+		m = fdsrc_cmd(child, "memfd keep 0 0");
+	if (m >= 0)
+		cli(r, "take %d %d %s", child->pid, m, args);
+	return m;
+}
+
 TEST(take_is_all_or_nothing_when_an_fd_is_closed)
 {
-	struct fdsrc child;
 	struct run r __attribute__((cleanup(run_clear))) = { 0 };
-	int m;
+	struct fdsrc child;
+	int m = take_a_memfd(&child, &r, "999 -- echo CMD-RAN");
 
-	ASSERT_EQ(fdsrc_start(&child, NULL), 0);
-	m = fdsrc_cmd(&child, "memfd keep 0 0");
 	ASSERT_GE(m, 0);
-	cli(&r, "take %d %d 999 -- echo CMD-RAN", child.pid, m);
 	EXPECT_EQ(r.status, 1, "%s", r.err);
 	EXPECT_TRUE(strstr(r.out, "CMD-RAN") == NULL, "CMD must not run");
 	EXPECT_TRUE(strstr(r.err, "fd 999") != NULL, "the error names the fd: %s", r.err);
 	EXPECT_TRUE(strstr(r.err, "fd-handover ls") != NULL, "and what to do: %s", r.err);
-	run_clear(&r);
 	cli(&r, "ls %d %d", child.pid, m);
 	EXPECT_EQ(r.status, 0, "the source still holds fd %d", m);
 	fdsrc_stop(&child);
@@ -1511,17 +1531,28 @@ TEST(take_is_all_or_nothing_when_an_fd_is_closed)
 
 TEST(take_exits_127_when_cmd_does_not_exist)
 {
-	struct fdsrc child;
 	struct run r __attribute__((cleanup(run_clear))) = { 0 };
-	int m;
+	struct fdsrc child;
 
-	ASSERT_EQ(fdsrc_start(&child, NULL), 0);
-	m = fdsrc_cmd(&child, "memfd x 0 0");
-	ASSERT_GE(m, 0);
-	cli(&r, "take %d %d -- /nonexistent/cmd", child.pid, m);
+	ASSERT_GE(take_a_memfd(&child, &r, "-- /nonexistent/cmd"), 0);
 	EXPECT_EQ(r.status, EXIT_NOT_FOUND, "%s", r.err);
 	EXPECT_TRUE(strstr(r.err, "/nonexistent/cmd") != NULL, "%s", r.err);
 	fdsrc_stop(&child);
+}
+
+/* Spawn argv with stdout on a new pipe; out[0] is ours to read. */
+static pid_t spawn_piped(const char *const *argv, const char *const *env,
+			 int out[2])
+{
+	struct spawn s = { .argv = argv, .env = env, .in = -1, .err = -1 };
+	pid_t pid;
+
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return -1;
+	s.out = out[1];
+	pid = spawn(&s);
+	close(out[1]);
+	return pid;
 }
 
 /* Client loop: connects until max_conn or max_ms; counts outcomes. */
@@ -1598,15 +1629,8 @@ TEST_TIMEOUT(take_moves_a_listening_socket_without_refusing_a_connection, 120)
 	memset(res, 0, sizeof(*res));
 
 	/* 1. The old server: a listening socket and a memfd of state. */
-	ASSERT_EQ(pipe2(old_out, O_CLOEXEC), 0);
-	{
-		struct spawn s = { .argv = old_argv, .env = old_env, .in = -1,
-				   .out = old_out[1], .err = -1 };
-
-		old = spawn(&s);
-	}
+	old = spawn_piped(old_argv, old_env, old_out);
 	ASSERT_GT(old, 0);
-	close(old_out[1]);
 	read_line(old_out[0], line, sizeof(line), 10000);
 	ASSERT_EQ(sscanf(line, "ready %*d %d %d", &lfd, &mfd), 2, "old server: '%s'", line);
 
@@ -1624,17 +1648,13 @@ TEST_TIMEOUT(take_moves_a_listening_socket_without_refusing_a_connection, 120)
 	snprintf(pid_s, sizeof(pid_s), "%d", old);
 	snprintf(spec_l, sizeof(spec_l), "%d:listen", lfd);
 	snprintf(spec_m, sizeof(spec_m), "%d:state", mfd);
-	ASSERT_EQ(pipe2(new_out, O_CLOEXEC), 0);
 	{
 		const char *argv[] = { cli_path(), "take", pid_s, spec_l, spec_m,
 				       "--", self_exe(), NULL };
-		struct spawn s = { .argv = argv, .env = new_env, .in = -1,
-				   .out = new_out[1], .err = -1 };
 
-		take = spawn(&s);
+		take = spawn_piped(argv, new_env, new_out);
 	}
 	ASSERT_GT(take, 0);
-	close(new_out[1]);
 	read_line(new_out[0], line, sizeof(line), 10000);
 	ASSERT_EQ(sscanf(line, "ready %d %llu", &new_pid, &new_gen), 2,
 		  "the new server starts with the taken fds: '%s'", line);
