@@ -624,7 +624,8 @@ int fdh_inspect_process(pid_t pid, unsigned flags,
 		free(fds);
 		return inspect_fail(pid, -1, "list fds", -ESRCH);
 	}
-	qsort(fds, n_fds, sizeof(*fds), compare_fd);
+	if (n_fds > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(fds, n_fds, sizeof(*fds), compare_fd);
 
 	infos = calloc(n_fds ? n_fds : 1, sizeof(*infos));
 	if (!infos) {

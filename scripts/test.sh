@@ -73,6 +73,8 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 			python3 qemu-glue/e2e/test_upgrade.py >"$results/e2e.tap" 2>"$results/e2e.log" ||
 			status=1
 		grep -E '^(ok|not ok)' "$results/e2e.tap"
+		# What each failing test said (its "# " lines come before "not ok").
+		grep -B 15 '^not ok' "$results/e2e.tap" | grep -E '^# |^not ok' || true
 	else
 		tail -n 40 "$results/qemu-setup.log"
 		echo "not ok - e2e setup: scripts/qemu-setup.sh" >>"$results/extra.tap"

@@ -281,7 +281,8 @@ int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n)
 		free(fds);
 		return -ESRCH;
 	}
-	qsort(fds, n, sizeof(*fds), compare_int);
+	if (n > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(fds, n, sizeof(*fds), compare_int);
 	*ret_fds = fds;
 	*ret_n = n;
 	return 0;
