@@ -8,7 +8,7 @@ packages=(
 	libglib2.0-dev libseccomp-dev systemtap-sdt-dev
 	clang llvm libclang-rt-14-dev
 	libbpf-dev bpftool linux-libc-dev libelf-dev
-	iproute2 util-linux python3 procps
+	iproute2 util-linux python3 procps strace
 	"$@"
 )
 

@@ -69,12 +69,15 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 		while IFS='=' read -r key value; do
 			[[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] && export "$key=$value"
 		done <"$results/qemu-setup.env"
-		FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall \
-			python3 qemu-glue/e2e/test_upgrade.py >"$results/e2e.tap" 2>"$results/e2e.log" ||
-			status=1
-		grep -E '^(ok|not ok)' "$results/e2e.tap"
-		# What each failing test said (its "# " lines come before "not ok").
-		grep -B 15 '^not ok' "$results/e2e.tap" | grep -E '^# |^not ok' || true
+		export FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_QSD_BIN=$FDH_QEMU_STORAGE_DAEMON_BIN
+		export FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall
+		for t in upgrade vhost_user; do
+			python3 "qemu-glue/e2e/test_$t.py" >"$results/e2e-$t.tap" \
+				2>"$results/e2e-$t.log" || status=1
+			grep -E '^(ok|not ok)' "$results/e2e-$t.tap"
+			# What each failing test said (its "# " lines come first).
+			grep -B 15 '^not ok' "$results/e2e-$t.tap" | grep -E '^# |^not ok' || true
+		done
 	else
 		tail -n 40 "$results/qemu-setup.log"
 		echo "not ok - e2e setup: scripts/qemu-setup.sh" >>"$results/extra.tap"
@@ -83,5 +86,5 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 fi
 
 python3 scripts/tap-count.py "$results"/*.testlog.json "$results/extra.tap" \
-	"$results/e2e.tap" || status=1
+	"$results"/e2e-*.tap || status=1
 exit $status

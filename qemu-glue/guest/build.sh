@@ -178,7 +178,8 @@ log "compiling gueststream, peer (gcc -static)"
 CFLAGS=(-O2 -Wall -Wextra -Werror -static -I"$GDIR/src")
 gcc "${CFLAGS[@]}" -o "$TMP/gueststream" "$GDIR/src/gueststream.c"
 gcc "${CFLAGS[@]}" -o "$TMP/peer" "$GDIR/src/peer.c"
-strip "$TMP/gueststream" "$TMP/peer"
+gcc "${CFLAGS[@]}" -o "$TMP/blkverify" "$GDIR/src/blkverify.c"
+strip "$TMP/gueststream" "$TMP/peer" "$TMP/blkverify"
 
 # ---------------------------------------------------------------------------- initramfs
 R="$TMP/root"
@@ -186,8 +187,9 @@ mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,usr/bin,usr/sbin}
 dpkg-deb -x "$BDEB" "$TMP/bb"
 cp "$TMP/bb/bin/busybox" "$R/bin/busybox"
 cp "$TMP/gueststream" "$R/bin/gueststream"
+cp "$TMP/blkverify" "$R/bin/blkverify"
 cp "$GDIR/init" "$R/init"
-chmod 755 "$R/init" "$R/bin/busybox" "$R/bin/gueststream"
+chmod 755 "$R/init" "$R/bin/busybox" "$R/bin/gueststream" "$R/bin/blkverify"
 : >"$R/etc/fdh-modules"
 for m in "${MOD_ORDER[@]}"; do
   cp "${MOD_PATH[$m]}" "$R/lib/modules/$m.ko"
