@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -28,6 +27,7 @@ sys.path.insert(0, HERE)
 
 from vm import VM  # noqa: E402
 import ours  # noqa: E402
+from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 CLI = os.environ.get("FDH_CLI", "")
@@ -35,31 +35,6 @@ DENY = os.environ.get("FDH_DENY_SYSCALL", "")   # tests/deny-syscall helper
 NOBODY = 65534
 TAIL_S = 1.5            # traffic after the switch, before the peer stops
 WARMUP_S = 1.0
-
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Skip(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise Fail(what)
-
-
-def diag(text: str) -> None:
-    for line in str(text).splitlines():
-        print("# " + line, flush=True)
 
 
 def cli_json(*args: str) -> dict:
@@ -287,34 +262,5 @@ def stream_manifest_lists_ram_tap_queues_and_vring_state():
         diag(text)
 
 
-def main(argv: list[str]) -> int:
-    flt = argv[1] if len(argv) > 1 else ""
-    tests = [t for t in TESTS if flt in t.__name__]
-    print("TAP version 13\n1..%d" % len(tests), flush=True)
-    failed = 0
-    for i, t in enumerate(tests, 1):
-        name = t.__name__
-        if not QEMU or not os.access(QEMU, os.X_OK):
-            print("ok %d %s # SKIP FDH_QEMU (patched QEMU) not set" % (i, name))
-            continue
-        if os.geteuid() != 0:
-            print("ok %d %s # SKIP needs root (netns, TAP)" % (i, name))
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-            print("ok %d %s  # %.1f s" % (i, name, time.monotonic() - t0),
-                  flush=True)
-        except Skip as e:
-            print("ok %d %s # SKIP %s" % (i, name, e), flush=True)
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            diag("%s: %s" % (type(e).__name__, e))
-            if not isinstance(e, Fail):
-                diag(traceback.format_exc())
-            print("not ok %d %s" % (i, name), flush=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set")]))

@@ -30,7 +30,6 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -38,6 +37,7 @@ sys.path.insert(0, HERE)
 
 from vm import VM, GUEST_IP, HOST_IP, PREFIX  # noqa: E402
 import ours  # noqa: E402
+from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 QSD = os.environ.get("FDH_QSD_BIN", "")
@@ -62,32 +62,6 @@ REQUESTS = {
 }
 INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
         "RESET_DEVICE", "GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES"}
-
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Skip(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise Fail(what)
-
-
-def diag(text: str) -> None:
-    for line in str(text).splitlines():
-        print("# " + line, flush=True)
-
 
 # ---------------------------------------------------------------------------------------------
 class Daemon:
@@ -367,36 +341,6 @@ def rollback_target_killed_source_keeps_the_backend():
             daemon.stop()
 
 
-def main(argv: list) -> int:
-    flt = argv[1] if len(argv) > 1 else ""
-    tests = [t for t in TESTS if flt in t.__name__]
-    print("TAP version 13\n1..%d" % len(tests), flush=True)
-    failed = 0
-    for i, t in enumerate(tests, 1):
-        name = t.__name__
-        if not QEMU or not os.access(QEMU, os.X_OK):
-            print("ok %d %s # SKIP FDH_QEMU (patched QEMU) not set" % (i, name))
-            continue
-        if not QSD or not os.access(QSD, os.X_OK):
-            print("ok %d %s # SKIP FDH_QSD_BIN (qemu-storage-daemon) not set" % (i, name))
-            continue
-        if os.geteuid() != 0:
-            print("ok %d %s # SKIP needs root (netns)" % (i, name))
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-            print("ok %d %s  # %.1f s" % (i, name, time.monotonic() - t0), flush=True)
-        except Skip as e:
-            print("ok %d %s # SKIP %s" % (i, name, e), flush=True)
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            diag("%s: %s" % (type(e).__name__, e))
-            if not isinstance(e, Fail):
-                diag(traceback.format_exc())
-            print("not ok %d %s" % (i, name), flush=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set"),
+                          (QSD, "FDH_QSD_BIN (qemu-storage-daemon) not set")]))

@@ -1,0 +1,81 @@
+"""A tiny KTAP runner for the end-to-end tests (standard library only).
+
+    from ktap import test, check, diag, Skip, run
+
+    @test
+    def something_holds():
+        check(1 + 1 == 2, "arithmetic")
+
+    sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set")]))
+
+A test passes when it returns, fails on Fail (check) or any exception (with
+its traceback), and is skipped on Skip or when a requirement is missing.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+
+TESTS: list = []
+
+
+class Skip(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise Fail(what)
+
+
+def diag(text) -> None:
+    for line in str(text).splitlines():
+        print("# " + line, flush=True)
+
+
+def missing(needs: list) -> str:
+    """The reason to skip: the first (path, why) whose path is not an
+    executable, or root missing; "" when all is there."""
+    for path, why in needs:
+        if not path or not os.access(path, os.X_OK):
+            return why
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, TAP)"
+    return ""
+
+
+def run(argv: list, needs: list) -> int:
+    flt = argv[1] if len(argv) > 1 else ""
+    tests = [t for t in TESTS if flt in t.__name__]
+    skip_all = missing(needs)
+    print("TAP version 13\n1..%d" % len(tests), flush=True)
+    failed = 0
+    for i, t in enumerate(tests, 1):
+        name = t.__name__
+        if skip_all:
+            print("ok %d %s # SKIP %s" % (i, name, skip_all), flush=True)
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            print("ok %d %s  # %.1f s" % (i, name, time.monotonic() - t0),
+                  flush=True)
+        except Skip as e:
+            print("ok %d %s # SKIP %s" % (i, name, e), flush=True)
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            diag("%s: %s" % (type(e).__name__, e))
+            if not isinstance(e, Fail):
+                diag(traceback.format_exc())
+            print("not ok %d %s" % (i, name), flush=True)
+    return 1 if failed else 0
