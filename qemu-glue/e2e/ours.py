@@ -21,10 +21,12 @@ DRIVER = os.path.join(GLUE, "fdh_upgrade.py")
 
 def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
             target_wrapper: str = "", timeout: float = 60.0,
-            mark: bool = True) -> dict:
+            mark: bool = True, cli: str = "") -> dict:
     """Upgrade vm.src to new_qemu.  uid: run the driver (and so the target)
-    as this uid; default the VM's.  Returns the report; report["ok"] says
-    whether it succeeded ("error" says why when not)."""
+    as this uid; default the VM's.  cli: go through `fd-handover -j
+    upgrade` (this path to the command) instead of the driver script.
+    Returns the report; report["ok"] says whether it succeeded ("error"
+    says why when not)."""
     n = 1
     while os.path.exists(vm.path("upgrade-%d" % n)):
         n += 1
@@ -33,9 +35,10 @@ def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
     run_uid = vm.uid if uid is None else uid
     if run_uid is not None:
         os.chmod(workdir, 0o777)
-    argv = [sys.executable, DRIVER, "--qmp", vm.path(vm.src.name + ".qmp"),
-            "--new-qemu", new_qemu, "--json", "--workdir", workdir,
-            "--timeout", str(timeout)]
+    front = [cli, "-j", "upgrade"] if cli else [sys.executable, DRIVER, "--json"]
+    argv = front + ["--qmp", vm.path(vm.src.name + ".qmp"),
+                    "--new-qemu", new_qemu, "--workdir", workdir,
+                    "--timeout", str(timeout)]
     if target_wrapper:
         argv += ["--target-wrapper", target_wrapper]
     full = vm.netns.exec_argv(argv, uid=run_uid, gid=run_uid)
