@@ -226,84 +226,116 @@ def settled_requests(daemon: Daemon, t0: float, quiet: float = 0.5,
     return last or []
 
 
+class DaemonRace(Exception):
+    """qemu-storage-daemon 10.0 panicked on its own stop race."""
+
+
+# qemu-storage-daemon 10.0 (libvhost-user) may complete a request after it
+# answered GET_VRING_BASE and then panic writing the call eventfd QEMU has
+# just replaced: "vu_panic: Error writing eventfd: Bad file descriptor".
+# It happens at any stop of a running QEMU (a plain stop/cont too, stock or
+# ours, about 1 run in 8 here), not in the handover; see
+# Documentation/vhost-user.md.
+DAEMON_RACE = "Error writing eventfd"
+
+
 @test
 def vhost_user_blk_keeps_its_backend_connection():
+    # One retry, only when the daemon hit its own race (it says so in its
+    # log); any other failure, or the race twice, fails the test.
+    try:
+        keeps_its_backend_connection()
+    except DaemonRace as e:
+        diag("first attempt: %s; trying once more with a fresh daemon" % e)
+        keeps_its_backend_connection()
+
+
+def keeps_its_backend_connection():
     with VM(queues=1, tag="vublk", keep_workdir=bool(os.environ.get("FDH_E2E_KEEP"))) as vm:
         daemon = Daemon(vm)
         try:
-            boot(vm, daemon)
-            st0 = wait_ops(vm.src, 0)
-            init = daemon.requests()
-            diag("boot: the daemon saw %d requests: %s" % (len(init), " ".join(names(init))))
-            socks0 = daemon.sockets()
-            st1 = wait_ops(vm.src, st0.get("ops", 0))
-            t0 = time.time()
-            up = ours.upgrade(vm, QEMU, mark=False)
-            check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
-            diag("driver: " + ", ".join("%s %.1f ms" % (p["phase"], p["ms"])
-                                        for p in up["phases"]))
-            rc = vm.src.wait(timeout=15)
-            check(rc == 0, "source exited 0, got %s" % rc)
-            time.sleep(2)
-            settled_requests(daemon, t0)
-            # The driver gives the target "-serial file:PATH.new" (opening
-            # the source's file again would truncate it): the guest's
-            # console after the switch is there.
-            tgt_serial = vm.src.serial()
-            try:
-                with open(vm.src.serial_path + ".new", errors="replace") as f:
-                    tgt_serial += f.read()
-            except OSError:
-                pass
-            st2 = blk_status(tgt_serial)
-            sw = daemon.requests(t0)
-            diag("upgrade: the daemon saw %d requests: %s" % (len(sw), " ".join(names(sw))))
-            t_stop = up.get("stop_wall")
-            if t_stop:
-                diag("  relative to the source's STOP: " + " ".join(
-                    "%s@%+.1fms" % (n, (t - t_stop) * 1000) for t, n in sw))
-            diag("guest: %s" % st2)
-            check(daemon.alive(), "the daemon runs (pid %d)" % daemon.pid)
-            check(daemon.sockets() == socks0,
-                  "the daemon's sockets are unchanged: %s -> %s" % (socks0, daemon.sockets()))
-            check(not INIT & set(names(sw)),
-                  "no re-initialisation: %s" % sorted(INIT & set(names(sw))))
-            check(st2.get("ops", 0) > st1.get("ops", 0) + 50,
-                  "guest I/O goes on after the switch: %s -> %s" % (st1, st2))
-            check(st2.get("ioerr") == 0, "0 I/O errors: %s" % st2)
-            check(st2.get("bad") == 0, "0 verification failures: %s" % st2)
-            # The guest's clock stands still while the VM is paused: its gap
-            # is what the guest sees; the host-side pause is STOP -> RESUME.
-            diag("largest guest I/O gap: %.1f ms (host STOP->RESUME %s ms)"
-                 % (st2["maxgap_ms"], up.get("stop_to_resume_ms")))
-            # For comparison, a plain stop/cont of one QEMU (the target, on
-            # the adopted connection).  Done last: qemu-storage-daemon 10.0
-            # can lose a request that completes after GET_VRING_BASE
-            # (vu_panic "Error writing eventfd: Bad file descriptor"), which
-            # would stall the guest for the checks above.
-            # The bound is what a stop/cont of one QEMU 10.0 costs this
-            # daemon, measured below (and at every run of this test):
-            # SET_VRING_ENABLE GET_VRING_BASE SET_FEATURES SET_VRING_CALL
-            # SET_FEATURES SET_VRING_NUM SET_VRING_BASE SET_VRING_ADDR
-            # SET_VRING_KICK SET_VRING_ENABLE.
-            check(len(sw) <= STOP_CONT_REQUESTS,
-                  "no more requests than a stop/cont of one QEMU (%d): %d"
-                  % (STOP_CONT_REQUESTS, len(sw)))
-            sys.path.insert(0, os.path.dirname(HERE))
-            from qmp import QMPClient
-            try:
-                with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
-                    sc = stop_cont(q, daemon)
-                diag("stop/cont of one QEMU: %d requests: %s"
-                     % (len(sc), " ".join(names(sc))))
-            except Exception as e:  # noqa: BLE001
-                # The daemon's own race (see above) may strike here; the
-                # upgrade's checks are done.
-                diag("stop/cont comparison not measured this run: %s" % e)
+            run_keeps_its_backend_connection(vm, daemon)
+        except Fail as e:
+            log = open(vm.path("qsd.log"), errors="replace").read()
+            if DAEMON_RACE in log:
+                raise DaemonRace("the daemon panicked (%s): %s" % (DAEMON_RACE, e)) from e
+            raise
         finally:
             for q in vm.qemus:
                 q.kill()
             daemon.stop()
+
+
+def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
+    boot(vm, daemon)
+    st0 = wait_ops(vm.src, 0)
+    init = daemon.requests()
+    diag("boot: the daemon saw %d requests: %s" % (len(init), " ".join(names(init))))
+    socks0 = daemon.sockets()
+    st1 = wait_ops(vm.src, st0.get("ops", 0))
+    t0 = time.time()
+    up = ours.upgrade(vm, QEMU, mark=False)
+    check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
+    diag("driver: " + ", ".join("%s %.1f ms" % (p["phase"], p["ms"])
+                                for p in up["phases"]))
+    rc = vm.src.wait(timeout=15)
+    check(rc == 0, "source exited 0, got %s" % rc)
+    time.sleep(2)
+    settled_requests(daemon, t0)
+    # The driver gives the target "-serial file:PATH.new" (opening
+    # the source's file again would truncate it): the guest's
+    # console after the switch is there.
+    tgt_serial = vm.src.serial()
+    try:
+        with open(vm.src.serial_path + ".new", errors="replace") as f:
+            tgt_serial += f.read()
+    except OSError:
+        pass
+    st2 = blk_status(tgt_serial)
+    sw = daemon.requests(t0)
+    diag("upgrade: the daemon saw %d requests: %s" % (len(sw), " ".join(names(sw))))
+    t_stop = up.get("stop_wall")
+    if t_stop:
+        diag("  relative to the source's STOP: " + " ".join(
+            "%s@%+.1fms" % (n, (t - t_stop) * 1000) for t, n in sw))
+    diag("guest: %s" % st2)
+    check(daemon.alive(), "the daemon runs (pid %d)" % daemon.pid)
+    check(daemon.sockets() == socks0,
+          "the daemon's sockets are unchanged: %s -> %s" % (socks0, daemon.sockets()))
+    check(not INIT & set(names(sw)),
+          "no re-initialisation: %s" % sorted(INIT & set(names(sw))))
+    check(st2.get("ops", 0) > st1.get("ops", 0) + 50,
+          "guest I/O goes on after the switch: %s -> %s" % (st1, st2))
+    check(st2.get("ioerr") == 0, "0 I/O errors: %s" % st2)
+    check(st2.get("bad") == 0, "0 verification failures: %s" % st2)
+    # The guest's clock stands still while the VM is paused: its gap
+    # is what the guest sees; the host-side pause is STOP -> RESUME.
+    diag("largest guest I/O gap: %.1f ms (host STOP->RESUME %s ms)"
+         % (st2["maxgap_ms"], up.get("stop_to_resume_ms")))
+    # For comparison, a plain stop/cont of one QEMU (the target, on
+    # the adopted connection).  Done last: qemu-storage-daemon 10.0
+    # can lose a request that completes after GET_VRING_BASE
+    # (vu_panic "Error writing eventfd: Bad file descriptor"), which
+    # would stall the guest for the checks above.
+    # The bound is what a stop/cont of one QEMU 10.0 costs this
+    # daemon, measured below (and at every run of this test):
+    # SET_VRING_ENABLE GET_VRING_BASE SET_FEATURES SET_VRING_CALL
+    # SET_FEATURES SET_VRING_NUM SET_VRING_BASE SET_VRING_ADDR
+    # SET_VRING_KICK SET_VRING_ENABLE.
+    check(len(sw) <= STOP_CONT_REQUESTS,
+          "no more requests than a stop/cont of one QEMU (%d): %d"
+          % (STOP_CONT_REQUESTS, len(sw)))
+    sys.path.insert(0, os.path.dirname(HERE))
+    from qmp import QMPClient
+    try:
+        with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
+            sc = stop_cont(q, daemon)
+        diag("stop/cont of one QEMU: %d requests: %s"
+             % (len(sc), " ".join(names(sc))))
+    except Exception as e:  # noqa: BLE001
+        # The daemon's own race (see above) may strike here; the
+        # upgrade's checks are done.
+        diag("stop/cont comparison not measured this run: %s" % e)
 
 
 @test
