@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import subprocess
 import sys
 import time
@@ -44,24 +43,8 @@ QSD = os.environ.get("FDH_QSD_BIN", "")
 DISK_MB = 64
 STOP_CONT_REQUESTS = 10     # a plain stop/cont of one QEMU 10.0 (measured)
 
-# hw/virtio/vhost-user.c: VhostUserRequest
-REQUESTS = {
-    1: "GET_FEATURES", 2: "SET_FEATURES", 3: "SET_OWNER", 4: "RESET_OWNER",
-    5: "SET_MEM_TABLE", 6: "SET_LOG_BASE", 7: "SET_LOG_FD", 8: "SET_VRING_NUM",
-    9: "SET_VRING_ADDR", 10: "SET_VRING_BASE", 11: "GET_VRING_BASE",
-    12: "SET_VRING_KICK", 13: "SET_VRING_CALL", 14: "SET_VRING_ERR",
-    15: "GET_PROTOCOL_FEATURES", 16: "SET_PROTOCOL_FEATURES",
-    17: "GET_QUEUE_NUM", 18: "SET_VRING_ENABLE", 19: "SEND_RARP",
-    20: "NET_SET_MTU", 21: "SET_BACKEND_REQ_FD", 22: "IOTLB_MSG",
-    23: "SET_VRING_ENDIAN", 24: "GET_CONFIG", 25: "SET_CONFIG",
-    26: "CREATE_CRYPTO_SESSION", 27: "CLOSE_CRYPTO_SESSION",
-    28: "POSTCOPY_ADVISE", 29: "POSTCOPY_LISTEN", 30: "POSTCOPY_END",
-    31: "GET_INFLIGHT_FD", 32: "SET_INFLIGHT_FD", 33: "GPU_SET_SOCKET",
-    34: "RESET_DEVICE", 36: "GET_MAX_MEM_SLOTS", 37: "ADD_MEM_REG",
-    38: "REM_MEM_REG", 39: "SET_STATUS", 40: "GET_STATUS",
-}
-INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
-        "RESET_DEVICE", "GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES"}
+from vutrace import INIT, settled_requests  # noqa: E402
+import vutrace  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 class Daemon:
@@ -131,23 +114,7 @@ class Daemon:
 
     def requests(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""
-        out = []
-        try:
-            text = open(self.trace, errors="replace").read()
-        except OSError:
-            return out
-        rx = re.compile(r'^\d+\s+([\d.]+) recvmsg\(\d+, \{msg_name=.*?msg_iov=\[\{iov_base="'
-                        r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
-        for m in rx.finditer(text):
-            t = float(m.group(1))
-            if not t0 <= t <= t1:
-                continue
-            raw = bytes(int(h, 16) for h in m.group(2).split("\\x")[1:])
-            if len(raw) < 4:
-                continue
-            req = struct.unpack("<I", raw[:4])[0]
-            out.append((t, REQUESTS.get(req, "REQ_%d" % req)))
-        return out
+        return vutrace.requests(self.trace, t0, t1)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -208,22 +175,6 @@ def stop_cont(q, daemon: Daemon) -> list:
     time.sleep(0.05)
     q.execute("cont")
     return settled_requests(daemon, t0)
-
-
-def settled_requests(daemon: Daemon, t0: float, quiet: float = 0.5,
-                     timeout: float = 10.0) -> list:
-    """The daemon's requests since t0, once none came for `quiet` s (strace
-    and a loaded host can lag behind the QMP answer)."""
-    deadline = time.monotonic() + timeout
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        reqs = daemon.requests(t0)
-        if reqs != last:
-            last, since = reqs, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-        time.sleep(0.1)
-    return last or []
 
 
 class DaemonRace(Exception):

@@ -447,6 +447,11 @@ class VM:
               while the first runs only if the TAP is multi_queue, i.e. queues > 1) or
               "fd" (this driver opens the TAP queue fds once and passes the same fds to
               every QEMU it starts: -netdev tap,fd=/fds=).
+    net: "tap" (the above) or "vhost-user": the virtio-net is served by a vhost-user
+         backend listening on ``vm.vhost_user_sock`` (-chardev socket,path= + -netdev
+         vhost-user); start one first, e.g. vubr.Bridge(vm, vhost_user_bridge) which
+         connects it to the netns's TAP.  The TAP is still made (the backend's relay opens
+         it); QEMU does not open it.  Single queue.
     """
 
     def __init__(self, ram_mb: int = 512, queues: int = 1, tap_mode: str = "ifname",
@@ -455,7 +460,12 @@ class VM:
                  guest_max_s: int = 1800, workdir: Optional[str] = None,
                  machine: str = "pc", keep_workdir: bool = False,
                  extra_args: Optional[list[str]] = None, ram_backend: str = "memfd",
-                 vnet_hdr: bool = True):
+                 vnet_hdr: bool = True, net: str = "tap"):
+        if net not in ("tap", "vhost-user"):
+            raise ValueError("net: tap or vhost-user, not %r" % net)
+        if net == "vhost-user" and queues != 1:
+            raise ValueError("net=vhost-user: single queue only")
+        self.net = net
         self.ram_mb = ram_mb
         self.queues = queues
         self.tap_mode = tap_mode
@@ -469,6 +479,8 @@ class VM:
         self.guest = build_guest()
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="fdh-e2e-")
+        # net="vhost-user": the backend's unix socket (the backend listens, QEMU connects)
+        self.vhost_user_sock = os.path.join(self.workdir, "vhost-user-net.sock")
         if uid is not None:
             os.chmod(self.workdir, 0o777)
         if multi_queue is None:
@@ -514,7 +526,7 @@ class VM:
                     st.st_mode & 0o777))
                 os.chmod("/dev/net/tun", 0o666)
         self.netns.create()
-        if self.tap_mode == "fd":
+        if self.tap_mode == "fd" and self.net == "tap":
             self.tap_fds = self.netns.open_tap_fds(self.queues)
 
     def teardown(self) -> None:
@@ -545,7 +557,11 @@ class VM:
         """QEMU arguments (without the binary) for a guest named ``name``."""
         q = self.queues
         netdev = "tap,id=net0,vhost=off"
-        if self.tap_mode == "fd":  # (script=/downscript= are refused with fd=)
+        chardev: list[str] = []
+        if self.net == "vhost-user":
+            chardev = ["-chardev", "socket,id=vun0,path=" + self.vhost_user_sock]
+            netdev = "vhost-user,id=net0,chardev=vun0"
+        elif self.tap_mode == "fd":  # (script=/downscript= are refused with fd=)
             if q > 1:
                 netdev += ",fds=" + ":".join(str(fd) for fd in self.tap_fds)
             else:
@@ -574,6 +590,7 @@ class VM:
             "-kernel", self.guest["GUEST_KERNEL"],
             "-initrd", self.guest["GUEST_INITRD"],
             "-append", append,
+            *chardev,
             "-netdev", netdev,
             "-device", dev,
             "-serial", "file:" + os.path.join(self.workdir, name + ".serial"),

@@ -1,0 +1,134 @@
+"""What a vhost-user backend receives, from an strace of its recvmsg calls.
+
+Shared by the vhost-user e2e tests (test_vhost_user.py: qemu-storage-daemon
+over vhost-user-blk; vubr.py / test_vhost_user_net.py: QEMU's
+vhost-user-bridge over vhost-user-net).  Both backends use libvhost-user,
+which reads each message's 12-byte header (request, flags, size) with one
+recvmsg (the fds come with it) and the payload with read(): an strace line
+of a recvmsg that returned 12 is one request.
+
+    argv = STRACE + ["-o", trace_path, "--", backend, ...]
+    requests(trace_path, t0)        # [(wall time, "GET_VRING_BASE"), ...]
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import time
+
+# strace of recvmsg only; prepend to the backend's argv with "-o", PATH, "--".
+# (--seccomp-bpf is not here: test_vhost_user.py's daemon runs without it;
+# vubr.py adds it, its bridge makes other syscalls at packet rate.)
+STRACE = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
+          "-xx", "-s", "16"]
+
+# hw/virtio/vhost-user.c: VhostUserRequest
+REQUESTS = {
+    1: "GET_FEATURES", 2: "SET_FEATURES", 3: "SET_OWNER", 4: "RESET_OWNER",
+    5: "SET_MEM_TABLE", 6: "SET_LOG_BASE", 7: "SET_LOG_FD", 8: "SET_VRING_NUM",
+    9: "SET_VRING_ADDR", 10: "SET_VRING_BASE", 11: "GET_VRING_BASE",
+    12: "SET_VRING_KICK", 13: "SET_VRING_CALL", 14: "SET_VRING_ERR",
+    15: "GET_PROTOCOL_FEATURES", 16: "SET_PROTOCOL_FEATURES",
+    17: "GET_QUEUE_NUM", 18: "SET_VRING_ENABLE", 19: "SEND_RARP",
+    20: "NET_SET_MTU", 21: "SET_BACKEND_REQ_FD", 22: "IOTLB_MSG",
+    23: "SET_VRING_ENDIAN", 24: "GET_CONFIG", 25: "SET_CONFIG",
+    26: "CREATE_CRYPTO_SESSION", 27: "CLOSE_CRYPTO_SESSION",
+    28: "POSTCOPY_ADVISE", 29: "POSTCOPY_LISTEN", 30: "POSTCOPY_END",
+    31: "GET_INFLIGHT_FD", 32: "SET_INFLIGHT_FD", 33: "GPU_SET_SOCKET",
+    34: "RESET_DEVICE", 36: "GET_MAX_MEM_SLOTS", 37: "ADD_MEM_REG",
+    38: "REM_MEM_REG", 39: "SET_STATUS", 40: "GET_STATUS",
+}
+# What a new connection (or a re-initialised one) sends.
+INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
+        "RESET_DEVICE", "GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES"}
+
+_RX = re.compile(r'^\d+\s+([\d.]+) recvmsg\(\d+, \{msg_name=.*?msg_iov=\[\{iov_base="'
+                 r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
+
+
+def requests(trace_path: str, t0: float = 0, t1: float = 1e18) -> list:
+    """(time, name) of each vhost-user request received in [t0, t1] (wall
+    clock), from an strace -f -ttt -xx of recvmsg (see STRACE)."""
+    out = []
+    try:
+        with open(trace_path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return out
+    for m in _RX.finditer(text):
+        t = float(m.group(1))
+        if not t0 <= t <= t1:
+            continue
+        raw = bytes(int(h, 16) for h in m.group(2).split("\\x")[1:])
+        if len(raw) < 4:
+            continue
+        req = struct.unpack("<I", raw[:4])[0]
+        out.append((t, REQUESTS.get(req, "REQ_%d" % req)))
+    return out
+
+
+def names(reqs: list) -> list:
+    return [n for _, n in reqs]
+
+
+def settled_requests(backend, t0: float, quiet: float = 0.5,
+                     timeout: float = 10.0) -> list:
+    """backend.requests(t0) once none came for `quiet` s (strace and a
+    loaded host can lag behind the QMP answer)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        reqs = backend.requests(t0)
+        if reqs != last:
+            last, since = reqs, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+        time.sleep(0.1)
+    return last or []
+
+
+def socket_inodes(pid: int) -> set:
+    """Inodes of the sockets process `pid` holds."""
+    out = set()
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            t = os.readlink(os.path.join(fddir, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", t)
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def descendant_running(pid: int, exe: str, timeout: float = 5.0) -> int:
+    """The pid of a descendant of `pid` (or pid itself) whose executable is
+    `exe` (e.g. the backend under timeout/strace); waits up to timeout."""
+    want = os.path.realpath(exe)
+    deadline = time.monotonic() + timeout
+    while True:
+        parent = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+        tree, todo = set(), [pid]
+        while todo:
+            p = todo.pop()
+            tree.add(p)
+            todo += [c for c, pp in parent.items() if pp == p and c not in tree]
+        for p in sorted(tree):
+            try:
+                if os.readlink("/proc/%d/exe" % p) == want:
+                    return p
+            except OSError:
+                continue
+        if time.monotonic() > deadline:
+            raise TimeoutError("no %s under pid %d" % (exe, pid))
+        time.sleep(0.05)
