@@ -199,6 +199,67 @@ int fdh_serve_one(int sockfd, const int *allowed, size_t n_allowed);
 int fdh_allow_successor(pid_t successor);
 
 /* ------------------------------------------------------------------ */
+/* Fence (source side, after the successor has committed)             */
+
+enum fdh_fence_flags {
+	/* Kill the whole process with SIGSYS (SECCOMP_RET_KILL_PROCESS,
+	 * Linux 4.14) on a fenced call, instead of failing it with EBADF. */
+	FDH_FENCE_KILL = 1u << 0,
+};
+
+/* Largest number of fds one fdh_fence_fds() accepts. */
+#define FDH_FENCE_MAX 256
+
+/*
+ * Fence the fds this process has handed over: from now on, in every thread
+ * (including threads created later), these calls on any of fds[] fail with
+ * EBADF, or kill the process with FDH_FENCE_KILL:
+ *   read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2
+ *   recvfrom recvmsg recvmmsg sendto sendmsg sendmmsg accept accept4
+ *   connect bind listen shutdown setsockopt ioctl lseek ftruncate fallocate
+ *   splice tee sendfile copy_file_range (either fd) vmsplice
+ *   mmap (not MAP_ANONYMOUS)  dup dup2 dup3 (the source fd)
+ *   fcntl F_DUPFD, F_DUPFD_CLOEXEC, F_SETFL
+ * That is every call that moves data through the file or changes what the
+ * successor shares with us (offset, status flags, size, socket state), and
+ * every call that would make an unfenced alias of a fenced number.
+ * Still allowed: close, close_range, fstat, other fcntl commands,
+ * getsockopt, epoll_ctl (so a clean shutdown can still unregister and
+ * close), and dup2/dup3 *onto* a fenced number.
+ *
+ * The filter matches fd numbers, not files: closing a fenced fd works, but
+ * the number stays fenced, so whatever is opened on it next is fenced too.
+ * Do not let the number be reused — keep the fd open until exit, or
+ * dup2() /dev/null onto it.  Every fd must be open when fenced (-EBADF).
+ *
+ * A guard against mistakes, not a sandbox: memory already mapped from a
+ * fenced file (munmap it first), io_uring, a copy passed on by SCM_RIGHTS
+ * before the fence, an open of /proc/self/fd/N, and syscalls of a foreign
+ * ABI (i386 or x32 on x86_64) are not seen by it.
+ *
+ * Irreversible: a seccomp filter, loaded with SECCOMP_FILTER_FLAG_TSYNC
+ * for all threads or none, inherited by children forked later and kept
+ * across execve — a helper program run after the fence finds the same
+ * numbers fenced in its own fd table.  Fence on the way out.  no_new_privs is set (on every thread) only if the kernel
+ * demands it, i.e. the caller lacks CAP_SYS_ADMIN in its user namespace;
+ * after that, execve of setuid programs gains no privileges.  Successive
+ * fences stack; every syscall of the process then runs every filter, and
+ * a fenced syscall's cost grows with the number of fds fenced.
+ *
+ * Returns 0 or -errno: -EINVAL (fds NULL, n_fds 0 or > FDH_FENCE_MAX, a
+ * negative or repeated fd, unknown flags; from the kernel: strict seccomp
+ * mode, or a filter it refused), -EBADF (an fd not open),
+ * -ESRCH (a thread has a seccomp filter of its own, so TSYNC cannot cover
+ * it; nothing was installed), -ENOSYS (no seccomp filters or TSYNC in this
+ * kernel), -EOPNOTSUPP (FDH_FENCE_KILL before Linux 4.14), -ENOMEM
+ * (including the kernel's 32768-instruction limit across stacked filters).
+ * Nothing is installed on any failure; the one trace a failure can leave is
+ * no_new_privs on the calling thread, when it had to be set and TSYNC then
+ * failed (-ESRCH).
+ */
+int fdh_fence_fds(const int *fds, size_t n_fds, unsigned int flags);
+
+/* ------------------------------------------------------------------ */
 /* Inspect                                                            */
 
 #define FDH_PATH_MAX 256
