@@ -69,9 +69,10 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 		while IFS='=' read -r key value; do
 			[[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] && export "$key=$value"
 		done <"$results/qemu-setup.env"
-		export FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_QSD_BIN=$FDH_QEMU_STORAGE_DAEMON_BIN
+		export FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_QSD_BIN=$FDH_QEMU_STORAGE_DAEMON_BIN \
+			FDH_VUBR=$FDH_VHOST_USER_BRIDGE_BIN
 		export FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall
-		for t in upgrade vhost_user; do
+		for t in upgrade vhost_user vhost_user_net; do
 			python3 "qemu-glue/e2e/test_$t.py" >"$results/e2e-$t.tap" \
 				2>"$results/e2e-$t.log" || status=1
 			grep -E '^(ok|not ok)' "$results/e2e-$t.tap"

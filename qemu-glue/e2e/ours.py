@@ -17,14 +17,17 @@ from vm import VM, mono, realtime_to_mono
 
 GLUE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(GLUE, "fdh_upgrade.py")
+KEEP_SOURCE_DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "upgrade_keep_source.py")
 
 
 def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
             target_wrapper: str = "", timeout: float = 60.0,
-            mark: bool = True, cli: str = "") -> dict:
+            mark: bool = True, cli: str = "", keep_source: bool = False) -> dict:
     """Upgrade vm.src to new_qemu.  uid: run the driver (and so the target)
     as this uid; default the VM's.  cli: go through `fd-handover -j
     upgrade` (this path to the command) instead of the driver script.
+    keep_source: leave the source alive after the switch (fence tests).
     Returns the report; report["ok"] says whether it succeeded ("error"
     says why when not)."""
     n = 1
@@ -35,7 +38,8 @@ def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
     run_uid = vm.uid if uid is None else uid
     if run_uid is not None:
         os.chmod(workdir, 0o777)
-    front = [cli, "-j", "upgrade"] if cli else [sys.executable, DRIVER, "--json"]
+    driver = KEEP_SOURCE_DRIVER if keep_source else DRIVER
+    front = [cli, "-j", "upgrade"] if cli else [sys.executable, driver, "--json"]
     argv = front + ["--qmp", vm.path(vm.src.name + ".qmp"),
                     "--new-qemu", new_qemu, "--workdir", workdir,
                     "--timeout", str(timeout)]
