@@ -205,6 +205,12 @@ enum fdh_fence_flags {
 	/* Kill the whole process with SIGSYS (SECCOMP_RET_KILL_PROCESS,
 	 * Linux 4.14) on a fenced call, instead of failing it with EBADF. */
 	FDH_FENCE_KILL = 1u << 0,
+	/* The fenced numbers stay taken until exit: close(), close_range()
+	 * over them and dup2()/dup3() onto them fail with EBADF (never
+	 * kill), so no file opened later lands on a fenced number.  For a
+	 * process whose own cleanup closes what it handed over and that may
+	 * open more (a QEMU that hands a VM over, then answers a monitor). */
+	FDH_FENCE_KEEP_OPEN = 1u << 1,
 };
 
 /* Largest number of fds one fdh_fence_fds() accepts. */
@@ -225,12 +231,14 @@ enum fdh_fence_flags {
  * every call that would make an unfenced alias of a fenced number.
  * Still allowed: close, close_range, fstat, other fcntl commands,
  * getsockopt, epoll_ctl (so a clean shutdown can still unregister and
- * close), and dup2/dup3 *onto* a fenced number.
+ * close), and dup2/dup3 *onto* a fenced number — unless FDH_FENCE_KEEP_OPEN.
  *
  * The filter matches fd numbers, not files: closing a fenced fd works, but
  * the number stays fenced, so whatever is opened on it next is fenced too.
- * Do not let the number be reused — keep the fd open until exit, or
- * dup2() /dev/null onto it.  Every fd must be open when fenced (-EBADF).
+ * Do not let the number be reused — keep the fd open until exit, dup2()
+ * /dev/null onto it, or fence with FDH_FENCE_KEEP_OPEN, which makes the
+ * close fail and the fd stay open.  Every fd must be open when fenced
+ * (-EBADF).
  *
  * A guard against mistakes, not a sandbox: memory already mapped from a
  * fenced file (munmap it first), io_uring, a copy passed on by SCM_RIGHTS

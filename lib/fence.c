@@ -112,13 +112,52 @@ static int add_fd_rules(scmp_filter_ctx ctx, uint32_t action, int fd,
 	return 0;
 }
 
+/*
+ * FDH_FENCE_KEEP_OPEN: the number stays taken.  Always EBADF, never a
+ * kill: a process that closes what it handed over on its way out must
+ * still get out.
+ */
+static int add_keep_open_rules(scmp_filter_ctx ctx, int fd, const char **ret_call)
+{
+	unsigned int n = (unsigned int)fd;
+	struct {
+		const char *name;
+		unsigned int n_cmp;
+		struct scmp_arg_cmp cmp[2];
+	} rules[] = {
+		{ "close", 1, { SCMP_CMP(0, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
+		{ "dup2", 1, { SCMP_CMP(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
+		{ "dup3", 1, { SCMP_CMP(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
+		/* close_range(first, last, flags) with first <= fd <= last */
+		{ "close_range", 2, { SCMP_CMP(0, SCMP_CMP_LE, n),
+				      SCMP_CMP(1, SCMP_CMP_GE, n) } },
+	};
+
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(rules[i].name);
+		int r;
+
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EBADF), nr,
+					   rules[i].n_cmp, rules[i].cmp);
+		if (r < 0) {
+			*ret_call = rules[i].name;
+			return r;
+		}
+	}
+	return 0;
+}
+
+#define FENCE_FLAGS (FDH_FENCE_KILL | FDH_FENCE_KEEP_OPEN)
+
 static int check_fence_arguments(const int *fds, size_t n_fds,
 				 unsigned int flags)
 {
-	if (flags & ~(unsigned int)FDH_FENCE_KILL)
+	if (flags & ~(unsigned int)FENCE_FLAGS)
 		return fdh_fail(-EINVAL, -1,
-				"fence: unknown flags %#x (known: FDH_FENCE_KILL)",
-				flags & ~(unsigned int)FDH_FENCE_KILL);
+				"fence: unknown flags %#x (known: FDH_FENCE_KILL, FDH_FENCE_KEEP_OPEN)",
+				flags & ~(unsigned int)FENCE_FLAGS);
 	if (!fds || n_fds == 0 || n_fds > FDH_FENCE_MAX)
 		return fdh_fail(-EINVAL, -1,
 				"fence of %zu fds: needs an array of 1..%d fds",
@@ -230,6 +269,8 @@ int fdh_fence_fds(const int *fds, size_t n_fds, unsigned int flags)
 
 	for (size_t i = 0; i < n_fds; i++) {
 		r = add_fd_rules(ctx, action, fds[i], &call);
+		if (r == 0 && (flags & FDH_FENCE_KEEP_OPEN))
+			r = add_keep_open_rules(ctx, fds[i], &call);
 		if (r < 0) {
 			r = fdh_fail(r, (int)i, "fence: seccomp_rule_add(%s, fd %d): %s",
 				     call, fds[i], strerror(-r));

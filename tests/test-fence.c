@@ -185,6 +185,32 @@ TEST(close_of_a_fenced_fd_works_and_the_number_stays_fenced)
 	/* fenced[1] stays occupied until exit, as the API asks. */
 }
 
+TEST(keep_open_keeps_the_fenced_number_taken)
+{
+	int fenced[2], other[2];
+	char c = 'x';
+
+	REQUIRE_SECCOMP();
+	ASSERT_EQ(pipe2(fenced, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(other, O_CLOEXEC), 0);
+	ASSERT_EQ(fdh_fence_fds(&fenced[1], 1, FDH_FENCE_KEEP_OPEN), 0, "%s",
+		  fdh_last_error()->msg);
+
+	ASSERT_FENCED(close(fenced[1]), "close() of a kept-open fenced fd");
+	ASSERT_GE(fcntl(fenced[1], F_GETFD), 0, "the fd is still open: %m");
+	ASSERT_FENCED(dup2(other[1], fenced[1]), "dup2() onto a kept-open number");
+	ASSERT_FENCED(dup3(other[1], fenced[1], O_CLOEXEC), "dup3() onto it");
+	ASSERT_FENCED(syscall(SYS_close_range, 0u, ~0u, 0u),
+		      "close_range() over a kept-open number");
+	ASSERT_FENCED(write(fenced[1], &c, 1), "write() stays fenced");
+	ASSERT_GE(fcntl(fenced[1], F_GETFD), 0,
+		  "still open, so no new file can land on the number: %m");
+	/* Other numbers close as usual, and close_range() past the fence too. */
+	ASSERT_EQ(close(other[0]), 0, "%m");
+	ASSERT_EQ(syscall(SYS_close_range, (unsigned int)fenced[1] + 1, ~0u, 0u), 0,
+		  "close_range() above the fenced number: %m");
+}
+
 static ssize_t send_text(int fd, const char *text)
 {
 	struct iovec iov = { (void *)text, strlen(text) };
@@ -573,7 +599,7 @@ TEST(refuses_unknown_flags)
 	REQUIRE_SECCOMP();
 	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
 	ASSERT_REFUSED(fdh_fence_fds(p, 2, 1u << 31), -EINVAL);
-	ASSERT_REFUSED(fdh_fence_fds(p, 2, FDH_FENCE_KILL << 1), -EINVAL);
+	ASSERT_REFUSED(fdh_fence_fds(p, 2, FDH_FENCE_KEEP_OPEN << 1), -EINVAL);
 }
 
 TEST(refuses_a_repeated_fd)
