@@ -13,19 +13,23 @@ are unchanged, and the vhost-user requests the daemon receives across the
 switch (recorded with strace on the daemon) contain no initialisation
 (SET_OWNER, GET_FEATURES, SET_FEATURES, RESET_*).  The same requests are
 recorded for a plain stop/cont of one QEMU (the target, after the
-upgrade) for comparison.  Rollback
-variant: the target dies before the migration; the source keeps the
-backend.
+upgrade) for comparison, and `fd-handover manifest show` of the stream
+lists the socket, the backend channel, the notifiers and the ring state.
+Rollback variant: the target dies before the migration; the source keeps
+the backend.  Fence: after the commit the source, kept alive, cannot take
+a request the backend sends to the target (see run_fence).
 
 KTAP output.
 
   FDH_QEMU=.../qemu-system-x86_64 FDH_QSD_BIN=.../qemu-storage-daemon \
-      test_vhost_user.py [NAME-FILTER]
+  FDH_CLI=.../fd-handover test_vhost_user.py [NAME-FILTER]
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -34,12 +38,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
-from vm import VM, GUEST_IP, HOST_IP, PREFIX  # noqa: E402
+from vm import VM, GUEST_IP, HOST_IP, PREFIX, QMPClient  # noqa: E402
 import ours  # noqa: E402
 from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 QSD = os.environ.get("FDH_QSD_BIN", "")
+CLI = os.environ.get("FDH_CLI", "")
 DISK_MB = 64
 STOP_CONT_REQUESTS = 10     # a plain stop/cont of one QEMU 10.0 (measured)
 
@@ -59,6 +64,7 @@ class Daemon:
         self.sock = vm.path("vhost-user-blk.sock")
         self.img = vm.path("disk.raw")
         self.trace = vm.path("qsd.strace")
+        self.qmp_path = vm.path("qsd-qmp.sock")
         with open(self.img, "wb") as f:
             f.truncate(DISK_MB << 20)
         argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
@@ -66,7 +72,9 @@ class Daemon:
                 QSD, "--blockdev",
                 "driver=file,node-name=disk0,filename=%s,cache.direct=off" % self.img,
                 "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
-                "addr.type=unix,addr.path=%s" % self.sock]
+                "addr.type=unix,addr.path=%s" % self.sock,
+                "--chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
+                "--monitor", "chardev=qmp0"]
         self.log = open(vm.path("qsd.log"), "wb")
         self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -229,6 +237,11 @@ def rollback_target_killed_source_keeps_the_backend():
     with_daemon("vurb", run_rollback)
 
 
+@test
+def fenced_source_cannot_take_the_targets_backend_request():
+    with_daemon("vufence", run_fence)
+
+
 def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
     boot(vm, daemon)
     st0 = wait_ops(vm.src, 0)
@@ -271,6 +284,7 @@ def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
           "guest I/O goes on after the switch: %s -> %s" % (st1, st2))
     check(st2.get("ioerr") == 0, "0 I/O errors: %s" % st2)
     check(st2.get("bad") == 0, "0 verification failures: %s" % st2)
+    check_stream_manifest(up)
     # The guest's clock stands still while the VM is paused: its gap
     # is what the guest sees; the host-side pause is STOP -> RESUME.
     diag("largest guest I/O gap: %.1f ms (host STOP->RESUME %s ms)"
@@ -301,6 +315,34 @@ def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
         diag("stop/cont comparison not measured this run: %s" % e)
 
 
+def check_stream_manifest(up: dict) -> None:
+    """`fd-handover manifest show` of the stream's manifest lists the
+    connection, its notifiers and the disk's virtqueue state."""
+    p = subprocess.run([CLI, "--json", "manifest", "show", up["stream_manifest"]],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "fd-handover manifest show: exit %d %s" % (
+        p.returncode, p.stderr[-300:]))
+    m = json.loads(p.stdout)
+    by = {(e["owner"], e["index"]): e for e in m["entries"]}
+    vu = by.get(("vu0.vu", 0), {})
+    check(vu.get("kind") == "vhost-user" and vu.get("vhost_user"),
+          "vu0.vu 0 is the vhost-user socket with its details: %s" % vu)
+    check(by.get(("vu0.vu", 1), {}).get("kind") == "unix",
+          "vu0.vu 1 is the backend channel: %s" % by.get(("vu0.vu", 1)))
+    for what in ("kick", "call", "err"):
+        e = by.get(("vu0." + what, 0), {})
+        check(e.get("kind") == "eventfd", "vu0.%s 0 is an eventfd: %s" % (what, e))
+    inflight = vu["vhost_user"].get("inflight_size", 0)
+    check(bool(inflight) == (("vu0.inflight", 0) in by),
+          "an inflight memfd is listed iff the backend has a region (%d bytes)" % inflight)
+    rings = [r for d in m["devices"] for r in d["vrings"]]
+    check(any(r["size"] and r["desc"] and r["last_avail_idx"] for r in rings),
+          "per-queue state with progress: %s" % rings)
+    text = subprocess.run([CLI, "manifest", "show", up["stream_manifest"]],
+                          capture_output=True, text=True).stdout
+    diag("manifest show:\n" + "\n".join("  " + line for line in text.splitlines()))
+
+
 def run_rollback(vm: VM, daemon: "Daemon") -> None:
     """The target dies before the migration; the source keeps the backend."""
     boot(vm, daemon)
@@ -329,6 +371,65 @@ def run_rollback(vm: VM, daemon: "Daemon") -> None:
           "0 I/O errors, 0 verification failures: %s" % st1)
 
 
+def run_fence(vm: VM, daemon: "Daemon") -> None:
+    """After commit, the source tries to read a request the backend sends
+    on the backend channel both QEMUs hold; the fence makes it fail.
+
+    The source is kept alive after the switch.  The target is frozen
+    (SIGSTOP) so that only the source can react when the daemon's disk
+    is resized and the daemon sends VHOST_USER_BACKEND_CONFIG_CHANGE_MSG
+    on the backend channel.  Unfenced, the source would read (and so
+    take away) that message; fenced, its read fails with EBADF and it
+    says so.  Thawed, the target reads the message and asks the daemon
+    for the new config (GET_CONFIG): nothing was lost."""
+    boot(vm, daemon)
+    st0 = wait_ops(vm.src, 0)
+    up = ours.upgrade(vm, QEMU, mark=False, keep_source=True)
+    check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
+    check(vm.src.alive(), "the source is alive after the switch (kept)")
+    with open("/proc/%d/status" % vm.src.pid) as f:
+        filters = re.search(r"^Seccomp_filters:\s*(\d+)", f.read(), re.M)
+    check(filters and int(filters.group(1)) >= 1,
+          "the source has a seccomp fence: Seccomp_filters %s"
+          % (filters.group(1) if filters else "?"))
+    target = up["target_pid"]
+    err0 = len(vm.src.stderr())
+    os.kill(target, signal.SIGSTOP)
+    try:
+        t0 = time.time()
+        with QMPClient(daemon.qmp_path) as q:
+            q.execute("block_resize", {"node-name": "disk0", "size": 2 * DISK_MB << 20})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                "Bad file descriptor" not in vm.src.stderr()[err0:]:
+            time.sleep(0.05)
+        said = vm.src.stderr()[err0:].strip()
+        diag("the source said: %s" % said)
+        check("Bad file descriptor" in said,
+              "the source's read of the backend channel failed with EBADF and was "
+              "reported")
+        frozen = names(daemon.requests(t0))
+        check(not frozen, "the daemon got no request while only the source ran: %s"
+              % frozen)
+    finally:
+        os.kill(target, signal.SIGCONT)
+    after = names(settled_requests(daemon, t0))
+    diag("the daemon's requests since the resize: %s" % " ".join(after))
+    check("GET_CONFIG" in after, "the target took the config change and asked for the "
+          "new config: %s" % after)
+    with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
+        stq = q.execute("query-status")["status"]
+    check(stq == "running", "the target runs: %s" % stq)
+    time.sleep(2)
+    with open(vm.src.serial_path + ".new", errors="replace") as f:
+        st2 = blk_status(vm.src.serial() + f.read())
+    check(st2.get("ops", 0) > st0.get("ops", 0) + 50 and st2.get("ioerr") == 0
+          and st2.get("bad") == 0, "guest I/O goes on on the target, 0 errors: %s" % st2)
+    rc = vm.src.quit()
+    check(rc == 0, "the fenced source quits cleanly: exit %s" % rc)
+
+
 if __name__ == "__main__":
     sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set"),
-                          (QSD, "FDH_QSD_BIN (qemu-storage-daemon) not set")]))
+                          (QSD, "FDH_QSD_BIN (qemu-storage-daemon) not set"),
+                          (CLI, "FDH_CLI (the fd-handover command) not set")]))
