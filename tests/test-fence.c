@@ -476,20 +476,33 @@ static void *fence_thread_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A thread started now that writes to a new pipe (t->fd) once a byte comes
+ * on *ret_go.  0 or -errno.
+ */
+static int start_waiting_thread(struct fence_thread *t, int *ret_go,
+				pthread_t *thread)
+{
+	int p[2], go[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+		return -errno;
+	t->go = go[0];
+	t->fd = p[1];
+	*ret_go = go[1];
+	return -pthread_create(thread, NULL, fence_thread_main, t);
+}
+
 TEST(thread_started_before_the_fence_is_fenced)
 {
 	struct fence_thread t = { .result = -2 };
-	int p[2], go[2];
 	pthread_t thread;
+	int go;
 
 	REQUIRE_SECCOMP();
-	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-	ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
-	t.go = go[0];
-	t.fd = p[1];
-	ASSERT_EQ(pthread_create(&thread, NULL, fence_thread_main, &t), 0);
-	FENCE(&p[1], 1);
-	ASSERT_EQ(write(go[1], "g", 1), 1);
+	ASSERT_EQ(start_waiting_thread(&t, &go, &thread), 0);
+	FENCE(&t.fd, 1);
+	ASSERT_EQ(write(go, "g", 1), 1);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 
 	ASSERT_EQ(t.result, -1, "TSYNC: a thread older than the fence is fenced");
@@ -783,15 +796,11 @@ TEST(without_cap_sys_admin_no_new_privs_is_set_on_every_thread)
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2];
 	struct fence_thread t = { .result = -2 };
-	int p[2], go[2];
 	pthread_t thread;
+	int go;
 
 	REQUIRE_SECCOMP();
-	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-	ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
-	t.go = go[0];
-	t.fd = p[1];
-	ASSERT_EQ(pthread_create(&thread, NULL, fence_thread_main, &t), 0);
+	ASSERT_EQ(start_waiting_thread(&t, &go, &thread), 0);
 	/* Drop CAP_SYS_ADMIN from this thread's effective set only. */
 	ASSERT_EQ(cap_get(data), 0, "capget: %m");
 	data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
@@ -799,15 +808,15 @@ TEST(without_cap_sys_admin_no_new_privs_is_set_on_every_thread)
 	ASSERT_FALSE(has_cap_sys_admin());
 	ASSERT_EQ(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), 0);
 
-	FENCE(&p[1], 1);
-	ASSERT_EQ(write(go[1], "g", 1), 1);
+	FENCE(&t.fd, 1);
+	ASSERT_EQ(write(go, "g", 1), 1);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 	ASSERT_EQ(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), 1,
 		  "the kernel requires no_new_privs without CAP_SYS_ADMIN");
 	ASSERT_EQ(t.no_new_privs, 1, "TSYNC carries no_new_privs to every thread");
 	ASSERT_EQ(t.result, -1);
 	ASSERT_EQ(t.error, EBADF);
-	ASSERT_FENCED(write(p[1], "x", 1), "write()");
+	ASSERT_FENCED(write(t.fd, "x", 1), "write()");
 }
 
 TEST_HARNESS_MAIN
