@@ -10,10 +10,16 @@
  * back at once and compared; every block's previous contents are read and
  * verified before it is overwritten.  Once a second it prints
  *
- *   FDH-BLK: ops=N ioerr=E bad=B maxgap_ms=G at=T
+ *   FDH-BLK: ops=N ioerr=E bad=B maxgap_ms=G at=T wgap_ms=W wgap_end=U now=V
  *
- * (maxgap_ms: the largest time between two completed I/Os so far, ending
- * at guest uptime T).  Exits after SECONDS.
+ * (maxgap_ms: the largest time between two completed iterations so far,
+ * ending at T; wgap_ms: the largest since the previous line, ending at U;
+ * now: when the line is printed; all times guest CLOCK_MONOTONIC seconds),
+ * and after every gap of GAP_MS or more
+ *
+ *   FDH-BLK: gap_ms=G end=T
+ *
+ * Exits after SECONDS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +32,7 @@
 #include <unistd.h>
 
 #define BS 4096
+#define GAP_MS 25	/* report every gap this long */
 #define MAGIC 0x46444842u /* "FDHB" */
 
 static double now(void)
@@ -54,6 +61,7 @@ int main(int argc, char **argv)
 	const char *dev = "/dev/vda";
 	uint32_t nblocks = 2048;
 	double max_s = 3600, gap, maxgap = 0, maxgap_at = 0, last, t0, next_report;
+	double wgap = 0, wgap_at = 0;
 	unsigned long long ops = 0, ioerr = 0, bad = 0;
 	uint32_t *gens, *wbuf, *rbuf, *expect;
 	int opt, fd;
@@ -124,11 +132,22 @@ int main(int argc, char **argv)
 			maxgap = gap;
 			maxgap_at = t;
 		}
+		if (gap > wgap) {
+			wgap = gap;
+			wgap_at = t;
+		}
+		if (gap * 1e3 >= GAP_MS) {
+			printf("FDH-BLK: gap_ms=%.1f end=%.3f\n", gap * 1e3, t);
+			fflush(stdout);
+		}
 		last = t;
 		if (t >= next_report) {
-			printf("FDH-BLK: ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f at=%.3f\n",
-			       ops, ioerr, bad, maxgap * 1e3, maxgap_at);
+			printf("FDH-BLK: ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f at=%.3f "
+			       "wgap_ms=%.1f wgap_end=%.3f now=%.3f\n",
+			       ops, ioerr, bad, maxgap * 1e3, maxgap_at,
+			       wgap * 1e3, wgap_at, t);
 			fflush(stdout);
+			wgap = 0;
 			next_report = t + 1;
 		}
 	}
