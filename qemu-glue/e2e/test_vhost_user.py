@@ -17,11 +17,15 @@ upgrade) for comparison, and `fd-handover manifest show` of the stream
 lists the socket, the backend channel, the notifiers and the ring state.
 Rollback variant: the target dies before the migration; the source keeps
 the backend.  Fence: after the commit the source, kept alive, cannot take
-a request the backend sends to the target (see run_fence).
+a request the backend sends to the target (see run_fence).  Inflight:
+QEMU's contrib/vhost-user-blk (FDH_VUB_BIN; skipped without it) offers
+INFLIGHT_SHMFD, and the target uses the source's inflight memfd instead of
+asking for a new region (see run_inflight).
 
 KTAP output.
 
   FDH_QEMU=.../qemu-system-x86_64 FDH_QSD_BIN=.../qemu-storage-daemon \
+  FDH_VUB_BIN=.../contrib/vhost-user-blk/vhost-user-blk \
   FDH_CLI=.../fd-handover test_vhost_user.py [NAME-FILTER]
 """
 from __future__ import annotations
@@ -44,6 +48,9 @@ from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 QSD = os.environ.get("FDH_QSD_BIN", "")
+# QEMU's contrib/vhost-user-blk: unlike qemu-storage-daemon 10.0 it offers
+# VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (the inflight memfd test).
+VUB = os.environ.get("FDH_VUB_BIN", "")
 CLI = os.environ.get("FDH_CLI", "")
 DISK_MB = 64
 STOP_CONT_REQUESTS = 10     # a plain stop/cont of one QEMU 10.0 (measured)
@@ -53,36 +60,50 @@ import vutrace  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 class Daemon:
-    """qemu-storage-daemon exporting a raw file over vhost-user-blk, under strace.
+    """A vhost-user-blk backend serving a raw file, under strace.
+
+    backend "qsd": qemu-storage-daemon (with a QMP monitor at qmp_path);
+    "vub": QEMU's contrib/vhost-user-blk (FDH_VUB_BIN), which also offers
+    the inflight memfd (INFLIGHT_SHMFD).  Files are named after it
+    (qsd.log, qsd.strace / vub.log, vub.strace).
 
     strace records every recvmsg of the daemon: a 12-byte read is a vhost-user
     header (request, flags, size), which is how we list the requests it sees.
     """
 
-    def __init__(self, vm: VM):
+    def __init__(self, vm: VM, backend: str = "qsd"):
         self.vm = vm
+        self.backend = backend
         self.sock = vm.path("vhost-user-blk.sock")
         self.img = vm.path("disk.raw")
-        self.trace = vm.path("qsd.strace")
+        self.trace = vm.path(backend + ".strace")
+        self.log_path = vm.path(backend + ".log")
         self.qmp_path = vm.path("qsd-qmp.sock")
         with open(self.img, "wb") as f:
             f.truncate(DISK_MB << 20)
+        if backend == "qsd":
+            cmd = [QSD, "--blockdev",
+                   "driver=file,node-name=disk0,filename=%s,cache.direct=off" % self.img,
+                   "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
+                   "addr.type=unix,addr.path=%s" % self.sock,
+                   "--chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
+                   "--monitor", "chardev=qmp0"]
+        elif backend == "vub":
+            # Serves one connection: it accepts once, then opens the file
+            # (O_DIRECT: the guest's write cache is off).
+            cmd = [VUB, "--socket-path", self.sock, "--blk-file", self.img]
+        else:
+            raise ValueError("unknown vhost-user-blk backend %r" % backend)
         argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
-                "-xx", "-s", "16", "-o", self.trace, "--",
-                QSD, "--blockdev",
-                "driver=file,node-name=disk0,filename=%s,cache.direct=off" % self.img,
-                "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
-                "addr.type=unix,addr.path=%s" % self.sock,
-                "--chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
-                "--monitor", "chardev=qmp0"]
-        self.log = open(vm.path("qsd.log"), "wb")
+                "-xx", "-s", "16", "-o", self.trace, "--"] + cmd
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise Fail("qemu-storage-daemon did not come up: %s" % open(
-                    vm.path("qsd.log"), errors="replace").read()[-1000:])
+                raise Fail("%s did not come up: %s" % (cmd[0], open(
+                    self.log_path, errors="replace").read()[-1000:]))
             time.sleep(0.05)
         self.pid = self._daemon_pid()
 
@@ -101,7 +122,7 @@ class Daemon:
                 if re.search(r"^PPid:\s*%d$" % self.proc.pid, st, re.M):
                     return int(d)
             time.sleep(0.05)
-        raise Fail("no qemu-storage-daemon child of strace")
+        raise Fail("no %s child of strace" % self.backend)
 
     def alive(self) -> bool:
         return os.path.exists("/proc/%d" % self.pid)
@@ -198,26 +219,26 @@ class DaemonRace(Exception):
 DAEMON_RACE = "Error writing eventfd"
 
 
-def with_daemon(tag: str, body) -> None:
+def with_daemon(tag: str, body, backend: str = "qsd") -> None:
     """body(vm, daemon) on a fresh VM and daemon.  One retry, only when the
     daemon hit its own race (it says so in its log); any other failure,
     or the race twice, fails the test."""
     for attempt in (1, 2):
         try:
-            return once_with_daemon(tag, body)
+            return once_with_daemon(tag, body, backend)
         except DaemonRace as e:
             if attempt == 2:
                 raise Fail("the daemon's stop race struck twice: %s" % e) from e
             diag("first attempt: %s; once more with a fresh daemon" % e)
 
 
-def once_with_daemon(tag: str, body) -> None:
+def once_with_daemon(tag: str, body, backend: str = "qsd") -> None:
     with VM(queues=1, tag=tag, keep_workdir=bool(os.environ.get("FDH_E2E_KEEP"))) as vm:
-        daemon = Daemon(vm)
+        daemon = Daemon(vm, backend)
         try:
             body(vm, daemon)
         except Fail as e:
-            log = open(vm.path("qsd.log"), errors="replace").read()
+            log = open(daemon.log_path, errors="replace").read()
             if DAEMON_RACE in log:
                 raise DaemonRace("the daemon panicked (%s): %s" % (DAEMON_RACE, e)) from e
             raise
@@ -240,6 +261,13 @@ def rollback_target_killed_source_keeps_the_backend():
 @test
 def fenced_source_cannot_take_the_targets_backend_request():
     with_daemon("vufence", run_fence)
+
+
+@test
+def inflight_region_is_handed_over():
+    if not VUB:
+        raise Skip("FDH_VUB_BIN (QEMU's contrib/vhost-user-blk) not set")
+    with_daemon("vuinfl", run_inflight, backend="vub")
 
 
 def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
@@ -315,9 +343,10 @@ def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
         diag("stop/cont comparison not measured this run: %s" % e)
 
 
-def check_stream_manifest(up: dict) -> None:
+def check_stream_manifest(up: dict) -> dict:
     """`fd-handover manifest show` of the stream's manifest lists the
-    connection, its notifiers and the disk's virtqueue state."""
+    connection, its notifiers and the disk's virtqueue state.  Returns
+    the manifest (its JSON form)."""
     p = subprocess.run([CLI, "--json", "manifest", "show", up["stream_manifest"]],
                        capture_output=True, text=True, timeout=60)
     check(p.returncode == 0, "fd-handover manifest show: exit %d %s" % (
@@ -341,6 +370,7 @@ def check_stream_manifest(up: dict) -> None:
     text = subprocess.run([CLI, "manifest", "show", up["stream_manifest"]],
                           capture_output=True, text=True).stdout
     diag("manifest show:\n" + "\n".join("  " + line for line in text.splitlines()))
+    return m
 
 
 def run_rollback(vm: VM, daemon: "Daemon") -> None:
@@ -427,6 +457,99 @@ def run_fence(vm: VM, daemon: "Daemon") -> None:
           and st2.get("bad") == 0, "guest I/O goes on on the target, 0 errors: %s" % st2)
     rc = vm.src.quit()
     check(rc == 0, "the fenced source quits cleanly: exit %s" % rc)
+
+
+def fd_inodes(pid: int) -> dict:
+    """{(st_dev, st_ino): [fd, ...]} of the files process `pid` holds."""
+    out = {}
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            st = os.stat(os.path.join(fddir, fd))
+        except OSError:
+            continue
+        out.setdefault((st.st_dev, st.st_ino), []).append(int(fd))
+    return out
+
+
+def run_inflight(vm: VM, daemon: "Daemon") -> None:
+    """contrib/vhost-user-blk offers INFLIGHT_SHMFD: the source asked it for
+    an inflight region (GET_INFLIGHT_FD) at its first start.  The target
+    must use that very memfd (pulled as "vu0.inflight" 0), not ask for a
+    new one: no GET_INFLIGHT_FD across the switch, only the SET_INFLIGHT_FD
+    that every start sends."""
+    boot(vm, daemon)
+    st0 = wait_ops(vm.src, 0)
+    init = daemon.requests()
+    diag("boot: the backend saw %d requests: %s" % (len(init), " ".join(names(init))))
+    check("GET_INFLIGHT_FD" in names(init) and "SET_INFLIGHT_FD" in names(init),
+          "the source made an inflight region with the backend at boot")
+    socks0 = daemon.sockets()
+    st1 = wait_ops(vm.src, st0.get("ops", 0))
+    t0 = time.time()
+    up = ours.upgrade(vm, QEMU, mark=False)
+    check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
+    diag("driver: " + ", ".join("%s %.1f ms" % (p["phase"], p["ms"])
+                                for p in up["phases"]))
+    target = up["target_pid"]
+    rc = vm.src.wait(timeout=15)
+    check(rc == 0, "source exited 0, got %s" % rc)
+    time.sleep(2)
+    sw = settled_requests(daemon, t0)
+    diag("upgrade: the backend saw %d requests: %s" % (len(sw), " ".join(names(sw))))
+    t_stop = up.get("stop_wall")
+    if t_stop:
+        diag("  relative to the source's STOP: " + " ".join(
+            "%s@%+.1fms" % (n, (t - t_stop) * 1000) for t, n in sw))
+    check(daemon.alive(), "the backend runs (pid %d)" % daemon.pid)
+    check(daemon.sockets() == socks0,
+          "the backend's sockets are unchanged: %s -> %s" % (socks0, daemon.sockets()))
+    check(not INIT & set(names(sw)),
+          "no re-initialisation: %s" % sorted(INIT & set(names(sw))))
+    check("GET_INFLIGHT_FD" not in names(sw),
+          "no new inflight region (GET_INFLIGHT_FD) across the switch")
+    check("SET_INFLIGHT_FD" in names(sw),
+          "the target's start gave the backend the region (SET_INFLIGHT_FD)")
+
+    m = check_stream_manifest(up)
+    by = {(e["owner"], e["index"]): e for e in m["entries"]}
+    infl = by.get(("vu0.inflight", 0), {})
+    check(infl.get("kind") == "memfd", "vu0.inflight 0 is a memfd: %s" % infl)
+    vu = by[("vu0.vu", 0)]["vhost_user"]
+    check(vu.get("inflight_size", 0) > 0,
+          "vu0.vu 0 carries the inflight geometry: %s" % vu)
+    held = fd_inodes(target)
+    key = (infl["dev"], infl["ino"])
+    check(key in held, "the target holds the source's inflight memfd (dev %s ino %s) "
+          "as fd %s" % (infl["dev"], infl["ino"], held.get(key)))
+    diag("target pid %d holds vu0.inflight (memfd ino %d, source fd %d) as fd %s"
+         % (target, infl["ino"], infl.get("remote_fd", -1), held.get(key)))
+    # ... and no other inflight region of its own.
+    name = (infl.get("memfd") or {}).get("name", "")
+    fddir = "/proc/%d/fd" % target
+    same_name = set()
+    for fd in os.listdir(fddir):
+        try:
+            if os.readlink(os.path.join(fddir, fd)).startswith("/memfd:%s " % name):
+                st = os.stat(os.path.join(fddir, fd))
+                same_name.add((st.st_dev, st.st_ino))
+        except OSError:
+            continue
+    check(same_name == {key}, "the target's only %r memfd is the source's: %s"
+          % (name, same_name))
+
+    tgt_serial = vm.src.serial()
+    try:
+        with open(vm.src.serial_path + ".new", errors="replace") as f:
+            tgt_serial += f.read()
+    except OSError:
+        pass
+    st2 = blk_status(tgt_serial)
+    diag("guest: %s" % st2)
+    check(st2.get("ops", 0) > st1.get("ops", 0) + 50,
+          "guest I/O goes on after the switch: %s -> %s" % (st1, st2))
+    check(st2.get("ioerr") == 0, "0 I/O errors: %s" % st2)
+    check(st2.get("bad") == 0, "0 verification failures: %s" % st2)
 
 
 if __name__ == "__main__":
