@@ -42,8 +42,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
-from vm import VM, GUEST_IP, HOST_IP, PREFIX, QMPClient  # noqa: E402
+from vm import VM, QMPClient  # noqa: E402
 import ours  # noqa: E402
+import vublk  # noqa: E402
+from vublk import DAEMON_RACE, DISK_MB, blk_status, names  # noqa: E402
 from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
@@ -52,134 +54,27 @@ QSD = os.environ.get("FDH_QSD_BIN", "")
 # VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (the inflight memfd test).
 VUB = os.environ.get("FDH_VUB_BIN", "")
 CLI = os.environ.get("FDH_CLI", "")
-DISK_MB = 64
 STOP_CONT_REQUESTS = 10     # a plain stop/cont of one QEMU 10.0 (measured)
 
 from vutrace import INIT, settled_requests  # noqa: E402
-import vutrace  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
-class Daemon:
-    """A vhost-user-blk backend serving a raw file, under strace.
-
-    backend "qsd": qemu-storage-daemon (with a QMP monitor at qmp_path);
-    "vub": QEMU's contrib/vhost-user-blk (FDH_VUB_BIN), which also offers
-    the inflight memfd (INFLIGHT_SHMFD).  Files are named after it
-    (qsd.log, qsd.strace / vub.log, vub.strace).
-
-    strace records every recvmsg of the daemon: a 12-byte read is a vhost-user
-    header (request, flags, size), which is how we list the requests it sees.
-    """
+class Daemon(vublk.Daemon):
+    """The vhost-user-blk backend under strace (vublk.py), one socket:
+    backend "qsd": qemu-storage-daemon (FDH_QSD_BIN, with a QMP monitor at
+    qmp_path); "vub": QEMU's contrib/vhost-user-blk (FDH_VUB_BIN), which
+    also offers the inflight memfd (INFLIGHT_SHMFD)."""
 
     def __init__(self, vm: VM, backend: str = "qsd"):
-        self.vm = vm
-        self.backend = backend
-        self.sock = vm.path("vhost-user-blk.sock")
-        self.img = vm.path("disk.raw")
-        self.trace = vm.path(backend + ".strace")
-        self.log_path = vm.path(backend + ".log")
-        self.qmp_path = vm.path("qsd-qmp.sock")
-        with open(self.img, "wb") as f:
-            f.truncate(DISK_MB << 20)
-        if backend == "qsd":
-            cmd = [QSD, "--blockdev",
-                   "driver=file,node-name=disk0,filename=%s,cache.direct=off" % self.img,
-                   "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,writable=on,"
-                   "addr.type=unix,addr.path=%s" % self.sock,
-                   "--chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
-                   "--monitor", "chardev=qmp0"]
-        elif backend == "vub":
-            # Serves one connection: it accepts once, then opens the file
-            # (O_DIRECT: the guest's write cache is off).
-            cmd = [VUB, "--socket-path", self.sock, "--blk-file", self.img]
-        else:
-            raise ValueError("unknown vhost-user-blk backend %r" % backend)
-        argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
-                "-xx", "-s", "16", "-o", self.trace, "--"] + cmd
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise Fail("%s did not come up: %s" % (cmd[0], open(
-                    self.log_path, errors="replace").read()[-1000:]))
-            time.sleep(0.05)
-        self.pid = self._daemon_pid()
-
-    def _daemon_pid(self) -> int:
-        for _ in range(100):
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
-                try:
-                    with open("/proc/%s/status" % d) as f:
-                        st = f.read()
-                    with open("/proc/%s/exe" % d, "rb"):
-                        pass
-                except OSError:
-                    continue
-                if re.search(r"^PPid:\s*%d$" % self.proc.pid, st, re.M):
-                    return int(d)
-            time.sleep(0.05)
-        raise Fail("no %s child of strace" % self.backend)
-
-    def alive(self) -> bool:
-        return os.path.exists("/proc/%d" % self.pid)
-
-    def sockets(self) -> set:
-        """Socket inodes the daemon holds (listening socket included)."""
-        out = set()
-        fddir = "/proc/%d/fd" % self.pid
-        for fd in os.listdir(fddir):
-            try:
-                t = os.readlink(os.path.join(fddir, fd))
-            except OSError:
-                continue
-            m = re.match(r"socket:\[(\d+)\]", t)
-            if m:
-                out.add(int(m.group(1)))
-        return out
-
-    def requests(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""
-        return vutrace.requests(self.trace, t0, t1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, 15)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def blk_status(serial: str) -> dict:
-    """The last 'FDH-BLK: ops=...' line of the guest, parsed."""
-    last = None
-    for m in re.finditer(r"FDH-BLK: ops=(\d+) ioerr=(\d+) bad=(\d+) maxgap_ms=([\d.]+)",
-                         serial):
-        last = m
-    if not last:
-        return {}
-    bad_lines = re.findall(r"FDH-BLK: (?:BAD|write error).*", serial)
-    return {"ops": int(last.group(1)), "ioerr": int(last.group(2)),
-            "bad": int(last.group(3)), "maxgap_ms": float(last.group(4)),
-            "bad_lines": bad_lines[:5]}
+        try:
+            super().__init__(vm, QSD if backend == "qsd" else VUB, backend=backend)
+        except RuntimeError as e:
+            raise Fail(str(e)) from e
 
 
 def boot(vm: VM, daemon: Daemon) -> None:
-    append = ("console=ttyS0 quiet fdh.ip=%s/%d fdh.peer=%s fdh.pps=%d fdh.max=%d "
-              "fdh.blk=1 fdh.stream=0" % (GUEST_IP, PREFIX, HOST_IP, vm.pps, vm.guest_max_s))
-    vm.extra_args = ["-append", append,
-                     "-chardev", "socket,id=vu0,path=%s" % daemon.sock,
-                     "-device", "vhost-user-blk-pci,chardev=vu0,id=blk0,num-queues=1"]
-    vm.src = vm.start_qemu(QEMU, "src")
+    vm.src = vm.start_qemu(QEMU, "src",
+                           extra=vublk.blk_args(vm, daemon.sock, stream=False))
     vm.src.wait_serial(r"FDH-BLK: ops=\d+", timeout=300)
 
 
@@ -194,10 +89,6 @@ def wait_ops(q, more_than: int, timeout: float = 30.0) -> dict:
     return st
 
 
-def names(reqs: list) -> list:
-    return [n for _, n in reqs]
-
-
 def stop_cont(q, daemon: Daemon) -> list:
     t0 = time.time()
     q.execute("stop")
@@ -210,13 +101,7 @@ class DaemonRace(Exception):
     """qemu-storage-daemon 10.0 panicked on its own stop race."""
 
 
-# qemu-storage-daemon 10.0 (libvhost-user) may complete a request after it
-# answered GET_VRING_BASE and then panic writing the call eventfd QEMU has
-# just replaced: "vu_panic: Error writing eventfd: Bad file descriptor".
-# It happens at any stop of a running QEMU (a plain stop/cont too, stock or
-# ours, about 1 run in 8 here), not in the handover; see
-# Documentation/vhost-user.md.
-DAEMON_RACE = "Error writing eventfd"
+# DAEMON_RACE (vublk.py): qemu-storage-daemon 10.0's own stop race.
 
 
 def with_daemon(tag: str, body, backend: str = "qsd") -> None:
