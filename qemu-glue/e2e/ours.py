@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Optional
@@ -36,9 +37,16 @@ def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
     workdir = vm.path("upgrade-%d" % n)
     os.makedirs(workdir)
     run_uid = vm.uid if uid is None else uid
+    driver = KEEP_SOURCE_DRIVER if keep_source else DRIVER
     if run_uid is not None:
         os.chmod(workdir, 0o777)
-    driver = KEEP_SOURCE_DRIVER if keep_source else DRIVER
+        if not cli and not keep_source:
+            # The checkout may not be readable by that uid (a CI clone in
+            # a 0700 mktemp dir): run a copy of the driver from the workdir,
+            # as an operator would run an installed one.
+            for f in ("fdh_upgrade.py", "qmp.py"):
+                shutil.copy(os.path.join(GLUE, f), workdir)
+            driver = os.path.join(workdir, "fdh_upgrade.py")
     front = [cli, "-j", "upgrade"] if cli else [sys.executable, driver, "--json"]
     argv = front + ["--qmp", vm.path(vm.src.name + ".qmp"),
                     "--new-qemu", new_qemu, "--workdir", workdir,
