@@ -16,7 +16,8 @@ recorded for a plain stop/cont of one QEMU (the target, after the
 upgrade) for comparison, and `fd-handover manifest show` of the stream
 lists the socket, the backend channel, the notifiers and the ring state.
 Rollback variant: the target dies before the migration; the source keeps
-the backend.  Fence: after the commit the source, kept alive, cannot take
+the backend.  The target outlives its adopted backend's death (the
+disk is lost, not the VM).  Fence: after the commit the source, kept alive, cannot take
 a request the backend sends to the target (see run_fence).  Inflight:
 QEMU's contrib/vhost-user-blk (FDH_VUB_BIN; skipped without it) offers
 INFLIGHT_SHMFD, and the target uses the source's inflight memfd instead of
@@ -146,6 +147,18 @@ def rollback_target_killed_source_keeps_the_backend():
 @test
 def fenced_source_cannot_take_the_targets_backend_request():
     with_daemon("vufence", run_fence)
+
+
+@test
+def target_outlives_the_death_of_its_adopted_backend():
+    with VM(queues=1, tag="vudead", keep_workdir=bool(os.environ.get("FDH_E2E_KEEP"))) as vm:
+        daemon = Daemon(vm)
+        try:
+            run_backend_dies(vm, daemon)
+        finally:
+            for q in vm.qemus:
+                q.kill()
+            daemon.stop()
 
 
 @test
@@ -342,6 +355,26 @@ def run_fence(vm: VM, daemon: "Daemon") -> None:
           and st2.get("bad") == 0, "guest I/O goes on on the target, 0 errors: %s" % st2)
     rc = vm.src.quit()
     check(rc == 0, "the fenced source quits cleanly: exit %s" % rc)
+
+
+def run_backend_dies(vm: VM, daemon: "Daemon") -> None:
+    """The backend dies after the upgrade: the target loses the disk, not
+    the VM.  (Its adopted connection once lacked the yank registration a
+    connection it made has, and the disconnect aborted QEMU: a backend
+    that died in the switch window took the whole VM with it.)"""
+    boot(vm, daemon)
+    wait_ops(vm.src, 0)
+    up = ours.upgrade(vm, QEMU, mark=False)
+    check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
+    target = up["target_pid"]
+    os.kill(daemon.pid, signal.SIGKILL)
+    time.sleep(2)
+    check(os.path.exists("/proc/%d" % target), "the target is alive after its "
+          "backend died; its log: %s" % open(os.path.join(
+              up["workdir"], "target.log"), errors="replace").read()[-600:])
+    with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
+        stq = q.execute("query-status")["status"]
+    check(stq == "running", "the target VM still runs: %s" % stq)
 
 
 def fd_inodes(pid: int) -> dict:
