@@ -22,6 +22,8 @@ requests the bridge received across the switch (strace, vutrace.py).
   are delivered), no message before the switch, no re-initialisation,
   only ring restart messages across it; then a stop/cont of the target
   for comparison.
+- vhost_user_net_rollback_target_killed_source_keeps_the_backend: the
+  target dies mid-handover; the source keeps the bridge, 0 lost.
 
 KTAP output.
 
@@ -231,6 +233,29 @@ def vhost_user_net_keeps_its_backend_connection():
         check(len(got) <= len(sc) + 1, "the upgrade costs the bridge at most a "
               "stop/cont's requests + 1 (%d vs %d)" % (len(got), len(sc)))
     with_bridge("vunup", body)
+
+@test
+def vhost_user_net_rollback_target_killed_source_keeps_the_backend():
+    def body(vm: VM, br: Bridge) -> None:
+        # The source may stop and restart its rings (a stock cont): hold.
+        reqs, up = across(vm, br, rollback, "rollback", hold=True)
+        got = names(reqs)
+        check(not (INIT - {"SET_FEATURES"}) & set(got),
+              "no new owner or protocol negotiation: %s" % got)
+    with_bridge("vunrb", body)
+
+
+def rollback(vm: VM) -> dict:
+    """The target dies mid-handover (die_on_incoming.py): the source goes on."""
+    wrapper = "%s %s --" % (sys.executable, os.path.join(HERE, "die_on_incoming.py"))
+    up = ours.upgrade(vm, QEMU, target_wrapper=wrapper)
+    check(not up.get("ok"), "the upgrade fails")
+    diag("error: " + (up.get("error") or "").splitlines()[0])
+    check(vm.src.alive(), "the source is alive")
+    stq = vm.src.qmp().execute("query-status")["status"]
+    check(stq == "running", "the source VM runs: %s" % stq)
+    return up
+
 
 def stop_cont_quiet(q: QMPClient) -> None:
     q.execute("stop")
