@@ -33,7 +33,7 @@ int fdh_fail(int code, int entry, const char *fmt, ...)
 
 const char *fdh_version(void)
 {
-	return "0.1.0";
+	return FDH_VERSION;	/* meson.build's project version */
 }
 
 /* Indexed by enum fdh_kind; the names are part of the JSON and text formats. */
