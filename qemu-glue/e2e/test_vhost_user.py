@@ -168,11 +168,14 @@ def inflight_region_is_handed_over():
     with_daemon("vuinfl", run_inflight, backend="vub")
 
 
-def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
+def boot_and_upgrade(vm: VM, daemon: "Daemon") -> tuple:
+    """Boot with I/O going, upgrade, check the source exited 0.  Returns
+    (the requests at boot, the guest's status before, the daemon's sockets
+    before, the upgrade's start (wall clock), the driver's report)."""
     boot(vm, daemon)
     st0 = wait_ops(vm.src, 0)
     init = daemon.requests()
-    diag("boot: the daemon saw %d requests: %s" % (len(init), " ".join(names(init))))
+    diag("boot: the backend saw %d requests: %s" % (len(init), " ".join(names(init))))
     socks0 = daemon.sockets()
     st1 = wait_ops(vm.src, st0.get("ops", 0))
     t0 = time.time()
@@ -183,17 +186,26 @@ def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
     rc = vm.src.wait(timeout=15)
     check(rc == 0, "source exited 0, got %s" % rc)
     time.sleep(2)
-    settled_requests(daemon, t0)
-    # The driver gives the target "-serial file:PATH.new" (opening
-    # the source's file again would truncate it): the guest's
-    # console after the switch is there.
-    tgt_serial = vm.src.serial()
+    return init, st1, socks0, t0, up
+
+
+def blk_status_after_upgrade(vm: VM) -> dict:
+    """blkverify's last status line, on the source's console and then the
+    target's: the driver gives the target "-serial file:PATH.new" (opening
+    the source's file again would truncate it)."""
+    text = vm.src.serial()
     try:
         with open(vm.src.serial_path + ".new", errors="replace") as f:
-            tgt_serial += f.read()
+            text += f.read()
     except OSError:
         pass
-    st2 = blk_status(tgt_serial)
+    return blk_status(text)
+
+
+def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
+    _, st1, socks0, t0, up = boot_and_upgrade(vm, daemon)
+    settled_requests(daemon, t0)
+    st2 = blk_status_after_upgrade(vm)
     sw = daemon.requests(t0)
     diag("upgrade: the daemon saw %d requests: %s" % (len(sw), " ".join(names(sw))))
     t_stop = up.get("stop_wall")
@@ -349,8 +361,7 @@ def run_fence(vm: VM, daemon: "Daemon") -> None:
         stq = q.execute("query-status")["status"]
     check(stq == "running", "the target runs: %s" % stq)
     time.sleep(2)
-    with open(vm.src.serial_path + ".new", errors="replace") as f:
-        st2 = blk_status(vm.src.serial() + f.read())
+    st2 = blk_status_after_upgrade(vm)
     check(st2.get("ops", 0) > st0.get("ops", 0) + 50 and st2.get("ioerr") == 0
           and st2.get("bad") == 0, "guest I/O goes on on the target, 0 errors: %s" % st2)
     rc = vm.src.quit()
@@ -396,23 +407,10 @@ def run_inflight(vm: VM, daemon: "Daemon") -> None:
     must use that very memfd (pulled as "vu0.inflight" 0), not ask for a
     new one: no GET_INFLIGHT_FD across the switch, only the SET_INFLIGHT_FD
     that every start sends."""
-    boot(vm, daemon)
-    st0 = wait_ops(vm.src, 0)
-    init = daemon.requests()
-    diag("boot: the backend saw %d requests: %s" % (len(init), " ".join(names(init))))
+    init, st1, socks0, t0, up = boot_and_upgrade(vm, daemon)
     check("GET_INFLIGHT_FD" in names(init) and "SET_INFLIGHT_FD" in names(init),
           "the source made an inflight region with the backend at boot")
-    socks0 = daemon.sockets()
-    st1 = wait_ops(vm.src, st0.get("ops", 0))
-    t0 = time.time()
-    up = ours.upgrade(vm, QEMU, mark=False)
-    check(up.get("ok"), "upgrade succeeded: %s" % up.get("error"))
-    diag("driver: " + ", ".join("%s %.1f ms" % (p["phase"], p["ms"])
-                                for p in up["phases"]))
     target = up["target_pid"]
-    rc = vm.src.wait(timeout=15)
-    check(rc == 0, "source exited 0, got %s" % rc)
-    time.sleep(2)
     sw = settled_requests(daemon, t0)
     diag("upgrade: the backend saw %d requests: %s" % (len(sw), " ".join(names(sw))))
     t_stop = up.get("stop_wall")
@@ -456,13 +454,7 @@ def run_inflight(vm: VM, daemon: "Daemon") -> None:
     check(same_name == {key}, "the target's only %r memfd is the source's: %s"
           % (name, same_name))
 
-    tgt_serial = vm.src.serial()
-    try:
-        with open(vm.src.serial_path + ".new", errors="replace") as f:
-            tgt_serial += f.read()
-    except OSError:
-        pass
-    st2 = blk_status(tgt_serial)
+    st2 = blk_status_after_upgrade(vm)
     diag("guest: %s" % st2)
     check(st2.get("ops", 0) > st1.get("ops", 0) + 50,
           "guest I/O goes on after the switch: %s -> %s" % (st1, st2))

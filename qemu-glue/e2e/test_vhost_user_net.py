@@ -95,13 +95,18 @@ def stop_cont(vm: VM) -> dict:
     """QMP stop, PAUSE_S, cont on the running QEMU."""
     q = vm.src.qmp()
     t_mark = vm.peer.mark()
+    stop, resume = pause(q)
+    return {"t_mark": t_mark, "t_stop": qmp_event_mono(stop),
+            "t_resume": qmp_event_mono(resume)}
+
+
+def pause(q: QMPClient) -> tuple:
+    """stop, PAUSE_S, cont; returns the STOP and RESUME events."""
     q.execute("stop")
     time.sleep(PAUSE_S)
     q.execute("cont")
     resume = q.wait_event("RESUME", timeout=10)
-    stop = next(e for e in q.events + [resume] if e["event"] == "STOP")
-    return {"t_mark": t_mark, "t_stop": qmp_event_mono(stop),
-            "t_resume": qmp_event_mono(resume)}
+    return next(e for e in q.events + [resume] if e["event"] == "STOP"), resume
 
 def upgrade(vm: VM) -> dict:
     """The fd-handover upgrade of the running QEMU to QEMU (the same binary)."""
@@ -224,7 +229,7 @@ def vhost_user_net_keeps_its_backend_connection():
         # (with the relay's hold, which the bridge needs for it).
         t0 = time.time()
         with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
-            br.held(lambda: stop_cont_quiet(q))
+            br.held(lambda: pause(q))
         sc = names(settled_requests(br, t0))
         diag("stop/cont of the target: %d requests: %s" % (len(sc), " ".join(sc)))
         diag("upgrade %d vs stop/cont %d requests: the upgrade sends REM_MEM_REG + "
@@ -256,12 +261,6 @@ def rollback(vm: VM) -> dict:
     check(stq == "running", "the source VM runs: %s" % stq)
     return up
 
-
-def stop_cont_quiet(q: QMPClient) -> None:
-    q.execute("stop")
-    time.sleep(PAUSE_S)
-    q.execute("cont")
-    q.wait_event("RESUME", timeout=10)
 
 if __name__ == "__main__":
     sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set"),
