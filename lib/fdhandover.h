@@ -337,6 +337,13 @@ int fdh_inspect_fd(pid_t pid, int fd, unsigned flags,
  */
 int fdh_inspect_process(pid_t pid, unsigned flags,
 			struct fdh_fd_info **ret_infos, size_t *ret_n);
+/*
+ * True when pid no longer runs: no /proc/PID, or a zombie (or dead) task,
+ * whose fds the kernel has already closed — its /proc/PID/fd lists nothing
+ * rather than failing.  Tells "the process exited" from "the fd closed" or
+ * "the process holds no fds".
+ */
+bool fdh_process_gone(pid_t pid);
 /* The identity that fdh_pull() would check for this fd. */
 void fdh_identity_from_info(const struct fdh_fd_info *info,
 			    struct fdh_identity *ret_identity);

@@ -111,31 +111,6 @@ static bool is_misc_dev(const struct stat *st, unsigned int minor_nr)
 /* Errors                                                             */
 
 /*
- * True when pid no longer runs: no /proc entry, or a zombie, whose fds the
- * kernel has already closed (its /proc/PID/fd is empty, not unreadable).
- */
-static bool process_gone(pid_t pid)
-{
-	char path[64], buf[512];
-	const char *paren;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return n < 0 && errno == ESRCH;
-	buf[n] = '\0';
-	/* comm may hold ')': the state follows the last one. */
-	paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
-/*
  * Record why reading /proc failed.  ENOENT means the fd or the whole
  * process is gone; which one decides between -EBADF and -ESRCH.
  */
@@ -148,7 +123,7 @@ static int inspect_fail(pid_t pid, int fd, const char *what, int r)
 	else
 		snprintf(who, sizeof(who), "pid %d", pid);
 	if (r == -ENOENT || r == -EBADF || r == -ESRCH)
-		r = process_gone(pid) ? -ESRCH : -EBADF;
+		r = fdh_process_gone(pid) ? -ESRCH : -EBADF;
 
 	switch (r) {
 	case -ESRCH:
@@ -620,7 +595,7 @@ int fdh_inspect_process(pid_t pid, unsigned flags,
 	if (r < 0)
 		return r;
 	/* A zombie lists no fds: it is gone, not a process without fds. */
-	if (n_fds == 0 && process_gone(pid)) {
+	if (n_fds == 0 && fdh_process_gone(pid)) {
 		free(fds);
 		return inspect_fail(pid, -1, "list fds", -ESRCH);
 	}

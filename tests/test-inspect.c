@@ -344,6 +344,18 @@ TEST(exited_process_is_esrch)
 	}
 }
 
+TEST(process_gone_means_reaped_or_zombie)
+{
+	pid_t reaped = exited_child(true), zombie = exited_child(false);
+
+	ASSERT_GT(reaped, 0, "fork");
+	ASSERT_GT(zombie, 0, "fork");
+	EXPECT_FALSE(fdh_process_gone(getpid()), "we run");
+	EXPECT_TRUE(fdh_process_gone(reaped), "no /proc entry");
+	EXPECT_TRUE(fdh_process_gone(zombie), "a zombie holds no fds");
+	waitpid(zombie, NULL, 0);
+}
+
 TEST(listing_reaped_process_is_esrch)
 {
 	struct fdh_fd_info *infos = NULL;

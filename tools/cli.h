@@ -187,8 +187,6 @@ struct sock_holder {
 #define PROC_SCAN_MAX_LINKS (1u << 20)
 int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid);
 
-/* True when pid no longer runs: no /proc entry, or a zombie. */
-bool proc_gone(pid_t pid);
 /* The fd numbers open in pid, sorted; *ret_fds is malloc'd. */
 int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n);
 

@@ -272,7 +272,7 @@ int cmd_ls(int argc, char **argv)
 			&named);
 	if (r)
 		return r;
-	if (proc_comm(l.pid, l.comm) < 0 && proc_gone(l.pid)) {
+	if (proc_comm(l.pid, l.comm) < 0 && fdh_process_gone(l.pid)) {
 		free(fds);
 		return cli_fail_lib(-ESRCH, "ls", l.pid, false);
 	}

@@ -179,7 +179,7 @@ static enum source_state check_source(const struct fdh_manifest *m, pid_t pid,
 	memset(live, 0, sizeof(*live));
 	if (!now)
 		return SOURCE_DEAD;
-	if (fdh_manifest_set_source(now, pid) < 0 || proc_gone(pid)) {
+	if (fdh_manifest_set_source(now, pid) < 0 || fdh_process_gone(pid)) {
 		fdh_manifest_free(now);
 		return SOURCE_DEAD;
 	}

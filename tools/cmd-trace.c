@@ -402,7 +402,7 @@ static void child_abort(struct child *c)
 static bool all_gone(const pid_t *pids, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!proc_gone(pids[i]))
+		if (!fdh_process_gone(pids[i]))
 			return false;
 	return n > 0;
 }

@@ -6,6 +6,8 @@
  */
 #include "cli.h"
 
+#include "fdhandover.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -215,27 +217,6 @@ int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid)
 	return (int)found;
 }
 
-bool proc_gone(pid_t pid)
-{
-	char path[64], buf[512];
-	const char *paren;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	/* comm may hold ')': the state follows the last one. */
-	paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
 static int compare_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;
@@ -277,7 +258,7 @@ int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n)
 	}
 	closedir(dir);
 	/* A zombie lists no fds: it is gone, not a process without fds. */
-	if (n == 0 && proc_gone(pid)) {
+	if (n == 0 && fdh_process_gone(pid)) {
 		free(fds);
 		return -ESRCH;
 	}
