@@ -23,8 +23,8 @@ import time
 from array import array
 from typing import Optional
 
-from vutrace import (INIT, REQUESTS, descendant_running, settled_requests,  # noqa: F401
-                     socket_inodes)
+from vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
+                     settled_requests, socket_inodes)
 
 DISK_MB = 64
 BS = 4096
@@ -167,11 +167,6 @@ class Daemon:
                 self.proc.wait()
         if not self.log.closed:
             self.log.close()
-
-
-def names(reqs: list) -> list:
-    """The request names of requests() or messages() items."""
-    return [r[-1] for r in reqs]
 
 
 def blk_args(vm, sock: str, stream: bool = True, chardev: str = "vu0") -> list:

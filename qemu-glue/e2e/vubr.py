@@ -33,7 +33,7 @@ Things to know about vhost-user-bridge (QEMU 10.0, tests/vhost-user-bridge.c):
   buffer (net.core.rmem_default, 208 KiB here, some hundreds of frames),
   and it spins: select() says readable, the callback returns.  Bridge
   reports the netns's Udp RcvbufErrors (frames the kernel dropped because
-  that buffer was full) and can enlarge the buffer (rcvbuf=).
+  that buffer was full).
 - It does not survive a stop/cont of QEMU 10.0 when frames wait for the
   guest: libvhost-user closes a ring's call eventfd at GET_VRING_BASE and
   starts the ring again at SET_VRING_KICK, which QEMU sends before
@@ -80,8 +80,6 @@ _IFF_NO_PI = 0x1000
 _IFF_VNET_HDR = 0x4000
 _IFF_MULTI_QUEUE = 0x0100
 _PR_SET_PDEATHSIG = 1
-_SYS_pidfd_open = 434
-_SYS_pidfd_getfd = 438
 
 
 # ------------------------------------------------------------------------------------ relay
@@ -272,14 +270,11 @@ class Bridge:
 
     pid: vhost-user-bridge's pid; sock: its unix socket (the path the VM's
     -chardev connects to); trace: its strace (when trace=True).
-    rcvbuf: if set, the size (bytes) to give the bridge's UDP receive buffer
-    (taken with pidfd_getfd, set with SO_RCVBUFFORCE); default the kernel's.
     """
 
     def __init__(self, vm, binary: str, *, sock: Optional[str] = None,
                  trace: bool = True, max_s: float = 900,
-                 bridge_port: int = BRIDGE_PORT, relay_port: int = RELAY_PORT,
-                 rcvbuf: Optional[int] = None, start: bool = True):
+                 bridge_port: int = BRIDGE_PORT, relay_port: int = RELAY_PORT):
         self.vm = vm
         self.binary = binary
         self.sock = sock or vm.vhost_user_sock
@@ -287,7 +282,6 @@ class Bridge:
         self.max_s = max_s
         self.bridge_port = bridge_port
         self.relay_port = relay_port
-        self.rcvbuf = rcvbuf
         self.log_path = vm.path("vubr.log")
         self.relay_log = vm.path("relay.log")
         self.relay_stats_path = vm.path("relay.json")
@@ -296,14 +290,7 @@ class Bridge:
         self.pid = 0
         self.tx_frames = 0      # TX hexdumps on the bridge's stderr = frames it sent
         self._drain: Optional[threading.Thread] = None
-        if start:
-            self.start()
-
-    def __enter__(self) -> "Bridge":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self.start()
 
     # -- start --------------------------------------------------------------------------------
     def start(self) -> "Bridge":
@@ -372,8 +359,6 @@ class Bridge:
             time.sleep(0.02)
         if self.vm.uid is not None:
             os.chmod(self.sock, 0o666)  # an unprivileged QEMU connects
-        if self.rcvbuf:
-            self.set_rcvbuf(self.rcvbuf)
 
     def _drain_stderr(self) -> None:
         """Keep the bridge's stderr minus its per-frame TX hexdumps."""
@@ -530,44 +515,6 @@ class Bridge:
 
     def log(self) -> str:
         return self._read(self.log_path)
-
-    def set_rcvbuf(self, size: int) -> int:
-        """Give the bridge's UDP socket a receive buffer of `size` bytes (the socket is
-        borrowed with pidfd_getfd); returns what the kernel reports (2 x size)."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        pidfd = libc.syscall(_SYS_pidfd_open, self.pid, 0)
-        if pidfd < 0:
-            raise OSError(ctypes.get_errno(), "pidfd_open")
-        try:
-            ino = self._udp_inode()
-            for name in os.listdir("/proc/%d/fd" % self.pid):
-                try:
-                    if os.readlink("/proc/%d/fd/%s" % (self.pid, name)) != \
-                            "socket:[%d]" % ino:
-                        continue
-                except OSError:
-                    continue
-                fd = libc.syscall(_SYS_pidfd_getfd, pidfd, int(name), 0)
-                if fd < 0:
-                    raise OSError(ctypes.get_errno(), "pidfd_getfd")
-                s = socket.socket(fileno=fd)
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, 33, size)  # SO_RCVBUFFORCE
-                    return s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-                finally:
-                    s.close()
-            raise RuntimeError("no UDP socket in the bridge")
-        finally:
-            os.close(pidfd)
-
-    def _udp_inode(self) -> int:
-        with open("/proc/%d/net/udp" % self.pid) as f:
-            next(f)
-            for ln in f:
-                p = ln.split()
-                if p[1].endswith(":%04X" % self.bridge_port):
-                    return int(p[9])
-        raise RuntimeError("the bridge has no UDP socket on port %d" % self.bridge_port)
 
     # -- stop -----------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -69,7 +69,8 @@ def requests(trace_path: str, t0: float = 0, t1: float = 1e18) -> list:
 
 
 def names(reqs: list) -> list:
-    return [n for _, n in reqs]
+    """The request names of (time, name) or (time, connection, name) items."""
+    return [r[-1] for r in reqs]
 
 
 def settled_requests(backend, t0: float, quiet: float = 0.5,
