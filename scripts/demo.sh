@@ -21,12 +21,16 @@ fi
 
 echo "building or reusing the patched QEMU and the guest (first run: ~10 min) ..."
 env_file=$(mktemp)
+# mktemp, not a fixed name in /tmp: as root, a predictable path there is
+# one any local user can point somewhere else first.
+setup_log=$(mktemp -t fd-handover-setup.XXXXXX.log)
 trap 'rm -f "$env_file"' EXIT
-if ! scripts/qemu-setup.sh >"$env_file" 2>/tmp/fd-handover-setup.log; then
-	tail -n 30 /tmp/fd-handover-setup.log
-	echo "demo.sh: setup failed; full log in /tmp/fd-handover-setup.log" >&2
+if ! scripts/qemu-setup.sh >"$env_file" 2>"$setup_log"; then
+	tail -n 30 "$setup_log"
+	echo "demo.sh: setup failed; full log in $setup_log" >&2
 	exit 1
 fi
+rm -f "$setup_log"
 FDH_QEMU=$(sed -n 's/^FDH_QEMU_SYSTEM_X86_64_BIN=//p' "$env_file")
 export FDH_QEMU
 python3 qemu-glue/e2e/demo.py "$@"

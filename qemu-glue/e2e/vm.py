@@ -156,11 +156,29 @@ class Netns:
 
     def exec_argv(self, argv: list[str], uid: Optional[int] = None,
                   gid: Optional[int] = None) -> list[str]:
+        """argv run inside the namespace; with uid, as that uid (and gid).
+
+        A process that drops to a uid of its own also gets a private
+        /dev/net/tun when the TAP belongs to a uid (``Netns(uid=...)``): an
+        unprivileged QEMU opens the TAP by name, and /dev/net/tun is 0600 on
+        some hosts (this CI's) where Debian's udev rule makes it 0666.  The
+        host's node is never touched: a new mount namespace gets a tmpfs on
+        /dev/net holding one tun node (char 10:200) owned by the TAP's uid,
+        mode 0600.  Who may attach to the TAP is still decided by the TAP's
+        own owner ("ip tuntap add ... user UID")."""
         pre = ["ip", "netns", "exec", self.name]
-        if uid is not None:
-            pre += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % (gid if gid is not None else uid),
-                    "--clear-groups", "--"]
-        return pre + argv
+        if uid is None:
+            return pre + argv
+        gid = gid if gid is not None else uid
+        drop = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups", "--"]
+        if self.uid is None or uid == 0:
+            return pre + drop + argv
+        owner = "%d:%d" % (self.uid, self.gid if self.gid is not None else self.uid)
+        tun = ("mount -t tmpfs -o size=4k,mode=0755 fdh-tun /dev/net && "
+               "mknod -m 0600 /dev/net/tun c 10 200 && chown %s /dev/net/tun && "
+               'exec "$@"' % owner)
+        return pre + ["unshare", "--mount", "--propagation", "private", "--",
+                      "sh", "-c", tun, "fdh-private-tun"] + drop + argv
 
     def open_tap_fds(self, n: Optional[int] = None) -> list[int]:
         """Open n queue fds of the TAP (TUNSETIFF from inside the netns); inheritable, for
@@ -478,11 +496,14 @@ class VM:
         self.keep_workdir = keep_workdir
         self.guest = build_guest()
         self.own_workdir = workdir is None
+        # mkdtemp: a fresh directory, mode 0700.  With uid it is that uid's
+        # (still 0700): its QEMU creates the monitor socket and serial file
+        # there, and no other unprivileged user can plant or swap a file in it.
         self.workdir = workdir or tempfile.mkdtemp(prefix="fdh-e2e-")
         # net="vhost-user": the backend's unix socket (the backend listens, QEMU connects)
         self.vhost_user_sock = os.path.join(self.workdir, "vhost-user-net.sock")
-        if uid is not None:
-            os.chmod(self.workdir, 0o777)
+        if uid is not None and self.own_workdir:
+            os.chown(self.workdir, uid, gid if gid is not None else uid)
         if multi_queue is None:
             # A multi_queue TAP cannot be opened by name with queues=1 (QEMU asks without
             # IFF_MULTI_QUEUE and the kernel says EINVAL), so only for queues > 1.
@@ -517,14 +538,7 @@ class VM:
         self.teardown()
 
     def setup(self) -> None:
-        if self.uid is not None and self.tap_mode == "ifname":
-            # An unprivileged QEMU opening the TAP by name needs /dev/net/tun rw for others.
-            # Debian's udev rule makes it 0666; some hosts (this CI's) have 0600.
-            st = os.stat("/dev/net/tun")
-            if st.st_mode & 0o006 != 0o006:
-                log("chmod 0666 /dev/net/tun (was %o; Debian's udev default is 0666)" % (
-                    st.st_mode & 0o777))
-                os.chmod("/dev/net/tun", 0o666)
+        # (An unprivileged QEMU gets a /dev/net/tun of its own: Netns.exec_argv.)
         self.netns.create()
         if self.tap_mode == "fd" and self.net == "tap":
             self.tap_fds = self.netns.open_tap_fds(self.queues)

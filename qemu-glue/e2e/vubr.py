@@ -357,8 +357,9 @@ class Bridge:
                 raise RuntimeError("vhost-user-bridge did not come up (rc %s): %s" % (
                     self.proc.poll(), self._read(self.log_path)[-1500:]))
             time.sleep(0.02)
-        if self.vm.uid is not None:
-            os.chmod(self.sock, 0o666)  # an unprivileged QEMU connects
+        if self.vm.uid is not None:  # the VM's unprivileged QEMU connects
+            os.chown(self.sock, self.vm.uid,
+                     self.vm.gid if self.vm.gid is not None else self.vm.uid)
 
     def _drain_stderr(self) -> None:
         """Keep the bridge's stderr minus its per-frame TX hexdumps."""
