@@ -10,6 +10,9 @@
 
 A test passes when it returns, fails on Fail (check) or any exception (with
 its traceback), and is skipped on Skip or when a requirement is missing.
+note("retried: why") adds to the test's result line ("ok 3 name  # 41.0 s;
+retried: why"), where scripts/tap-count.py finds it: a passing test that
+needed a second attempt says so where the result is counted.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import time
 import traceback
 
 TESTS: list = []
+_NOTES: list = []       # note()s of the running test
 
 
 class Skip(Exception):
@@ -43,6 +47,12 @@ def diag(text) -> None:
         print("# " + line, flush=True)
 
 
+def note(text: str) -> None:
+    """Say `text` on the running test's result line (and as a diagnostic now)."""
+    diag(text)
+    _NOTES.append(" ".join(str(text).split()))
+
+
 def missing(needs: list) -> str:
     """The reason to skip: the first (path, why) whose path is not an
     executable, or root missing; "" when all is there."""
@@ -66,9 +76,11 @@ def run(argv: list, needs: list) -> int:
             print("ok %d %s # SKIP %s" % (i, name, skip_all), flush=True)
             continue
         t0 = time.monotonic()
+        del _NOTES[:]
         try:
             t()
-            print("ok %d %s  # %.1f s" % (i, name, time.monotonic() - t0),
+            print("ok %d %s  # %.1f s%s" % (i, name, time.monotonic() - t0,
+                                           "".join("; " + n for n in _NOTES)),
                   flush=True)
         except Skip as e:
             print("ok %d %s # SKIP %s" % (i, name, e), flush=True)
@@ -77,5 +89,6 @@ def run(argv: list, needs: list) -> int:
             diag("%s: %s" % (type(e).__name__, e))
             if not isinstance(e, Fail):
                 diag(traceback.format_exc())
-            print("not ok %d %s" % (i, name), flush=True)
+            print("not ok %d %s%s" % (i, name, "  #" + ";".join(" " + n for n in _NOTES)
+                                      if _NOTES else ""), flush=True)
     return 1 if failed else 0

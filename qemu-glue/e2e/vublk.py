@@ -36,12 +36,18 @@ MAGIC = 0x46444842          # "FDHB", blkverify.c
 # just replaced: "vu_panic: Error writing eventfd: Bad file descriptor".
 # It happens at any stop of a running QEMU (a plain stop/cont too, stock or
 # ours, about 1 run in 8 here), not in the handover; see
-# Documentation/vhost-user.md.
+# Documentation/vhost-user.md.  Daemon.panics() says when: the failed
+# eventfd write behind each such panic, from the daemon's strace.
 DAEMON_RACE = "Error writing eventfd"
 
 _RECV = re.compile(r'^\d+\s+([\d.]+) recvmsg\((\d+), \{msg_name=.*?msg_iov=\[\{iov_base="'
                    r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
 _ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)$', re.M)
+# An 8-byte write that failed with EBADF: libvhost-user's eventfd_write() to
+# a call fd that is gone (DAEMON_RACE).  strace may split it in two lines
+# when another thread's syscall comes in between ("<... write resumed>").
+_EBADF_WRITE = re.compile(r'^\d+\s+([\d.]+) (?:write\((\d+), .*, 8\)|<\.\.\. write '
+                          r'resumed>.*\)) += -1 EBADF', re.M)
 
 
 class Daemon:
@@ -85,7 +91,9 @@ class Daemon:
             cmd = [binary, "--socket-path", self.sock, "--blk-file", self.img]
         else:
             raise ValueError("vhost-user-blk backend %r with %d exports" % (backend, exports))
-        argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg,accept,accept4",
+        # write: to time DAEMON_RACE (panics()); the daemon stops at every
+        # syscall under strace anyway, the filter only decides what is printed.
+        argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg,accept,accept4,write",
                 "-e", "signal=none", "-xx", "-s", "16", "-o", self.trace, "--"] + cmd
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
@@ -113,6 +121,11 @@ class Daemon:
     def raced(self) -> bool:
         """The daemon hit its own stop race (see DAEMON_RACE)."""
         return DAEMON_RACE in self.log_text()
+
+    def panics(self) -> list:
+        """Wall-clock times (strace -ttt, the clock of time.time()) of the
+        failed eventfd writes behind DAEMON_RACE, one per panic, in order."""
+        return [float(m.group(1)) for m in _EBADF_WRITE.finditer(self._trace_text())]
 
     def sockets(self) -> set:
         """Socket inodes the daemon holds (listening sockets included)."""
