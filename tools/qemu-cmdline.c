@@ -13,7 +13,9 @@
 #include "qemu-cmdline.h"
 
 #include <ctype.h>
+#include <glib.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,40 +108,147 @@ static void apply(struct qemu_opt *o, const char *key, const char *v)
 		parse_fds(v, o->vhostfds, &o->n_vhostfds);
 }
 
-/* "tap,id=a,,b,ifname=t0": items split at single commas. */
-static void parse_keyval(struct qemu_opt *o, const char *arg)
+void qemu_keyval_parse(const char *arg, struct qemu_keyval *ret)
 {
-	size_t len = strlen(arg);
-	char *item = malloc(len + 1);
-	bool first = true;
+	GArray *items = g_array_new(false, false, sizeof(struct qemu_kv));
+	GString *item = g_string_new(NULL);
 
-	if (!item)
-		return;
 	while (*arg) {
-		size_t n = 0;
+		struct qemu_kv kv = { 0 };
 		char *eq;
 
+		g_string_truncate(item, 0);
 		for (; *arg; arg++) {
 			if (*arg == ',') {
 				if (arg[1] != ',')
 					break;
 				arg++;	/* ",," is one comma */
 			}
-			item[n++] = *arg;
+			g_string_append_c(item, *arg);
 		}
-		item[n] = '\0';
 		if (*arg == ',')
 			arg++;
-		eq = strchr(item, '=');
+		/* QEMU splits at the first '=': values may contain more. */
+		eq = strchr(item->str, '=');
 		if (eq) {
-			*eq = '\0';
-			apply(o, item, eq + 1);
-		} else if (first) {
-			apply(o, NULL, item);
+			kv.key = g_strndup(item->str, (gsize)(eq - item->str));
+			kv.val = g_strdup(eq + 1);
+		} else {
+			kv.val = g_strdup(item->str);
 		}
-		first = false;
+		g_array_append_val(items, kv);
 	}
-	free(item);
+	g_string_free(item, true);
+	ret->n = items->len;
+	ret->items = (struct qemu_kv *)(void *)g_array_free(items, false);
+}
+
+const char *qemu_keyval_get(const struct qemu_keyval *kv, const char *key)
+{
+	const char *v = NULL;
+
+	for (size_t i = 0; i < kv->n; i++)
+		if (kv->items[i].key && strcmp(kv->items[i].key, key) == 0)
+			v = kv->items[i].val;
+	return v;
+}
+
+void qemu_keyval_del(struct qemu_keyval *kv, const char *key)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < kv->n; i++) {
+		if (kv->items[i].key && strcmp(kv->items[i].key, key) == 0) {
+			g_free(kv->items[i].key);
+			g_free(kv->items[i].val);
+			continue;
+		}
+		kv->items[j++] = kv->items[i];
+	}
+	kv->n = j;
+}
+
+void qemu_keyval_set(struct qemu_keyval *kv, const char *key, const char *val)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		if (kv->items[i].key && strcmp(kv->items[i].key, key) == 0) {
+			g_free(kv->items[i].val);
+			kv->items[i].val = g_strdup(val);
+			/* Later duplicates would win over this one: drop them. */
+			for (size_t j = i + 1; j < kv->n; j++) {
+				if (kv->items[j].key &&
+				    strcmp(kv->items[j].key, key) == 0) {
+					g_free(kv->items[j].key);
+					kv->items[j].key = NULL;
+					g_clear_pointer(&kv->items[j].val, g_free);
+				}
+			}
+			goto compact;
+		}
+	}
+	kv->items = g_renew(struct qemu_kv, kv->items, kv->n + 1);
+	kv->items[kv->n].key = g_strdup(key);
+	kv->items[kv->n].val = g_strdup(val);
+	kv->n++;
+	return;
+compact:
+	{
+		size_t j = 0;
+
+		for (size_t i = 0; i < kv->n; i++)
+			if (kv->items[i].val)
+				kv->items[j++] = kv->items[i];
+		kv->n = j;
+	}
+}
+
+static void append_escaped(GString *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == ',')
+			g_string_append_c(out, ',');
+		g_string_append_c(out, *s);
+	}
+}
+
+char *qemu_keyval_format(const struct qemu_keyval *kv)
+{
+	GString *out = g_string_new(NULL);
+
+	for (size_t i = 0; i < kv->n; i++) {
+		if (i)
+			g_string_append_c(out, ',');
+		if (kv->items[i].key) {
+			append_escaped(out, kv->items[i].key);
+			g_string_append_c(out, '=');
+		}
+		append_escaped(out, kv->items[i].val);
+	}
+	return g_string_free(out, false);
+}
+
+void qemu_keyval_free(struct qemu_keyval *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		g_free(kv->items[i].key);
+		g_free(kv->items[i].val);
+	}
+	g_clear_pointer(&kv->items, g_free);
+	kv->n = 0;
+}
+
+/* "tap,id=a,,b,ifname=t0": the first bare item is the type. */
+static void parse_keyval(struct qemu_opt *o, const char *arg)
+{
+	struct qemu_keyval kv;
+
+	qemu_keyval_parse(arg, &kv);
+	for (size_t i = 0; i < kv.n; i++)
+		if (kv.items[i].key)
+			apply(o, kv.items[i].key, kv.items[i].val);
+		else if (i == 0)
+			apply(o, NULL, kv.items[i].val);
+	qemu_keyval_free(&kv);
 }
 
 /*
@@ -278,4 +387,165 @@ const struct qemu_opt *qemu_chardev_user(const struct qemu_cmdline *q,
 		    strcmp(q->opts[i].chardev, id) == 0)
 			return &q->opts[i];
 	return NULL;
+}
+
+/* QEMU 10.0's options without an argument (qemu-options.hx, flags 0). */
+static const char *const no_arg_options[] = {
+	"h", "help", "version", "mem-prealloc", "snapshot", "usb",
+	"nographic", "full-screen", "win2k-hack", "no-fd-bootchk",
+	"preconfig", "S", "s", "enable-kvm", "xen-attach",
+	"xen-domid-restrict", "no-reboot", "no-shutdown", "daemonize",
+	"only-migratable", "nodefaults", "semihosting", "old-param",
+	"no-user-config", "enable-sync-profile", "perfmap", "jitdump",
+};
+
+static bool takes_arg(const char *name)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(no_arg_options); i++)
+		if (strcmp(name, no_arg_options[i]) == 0)
+			return false;
+	return true;
+}
+
+/* The rewriter's state: the target's argv and what it collects. */
+struct rewrite {
+	const struct qemu_target_spec *spec;
+	GPtrArray *argv;
+	GArray *fds;
+	GPtrArray *notes;
+	char *pidfile;
+	bool had_S;
+	char *error;
+};
+
+static void out2(struct rewrite *w, const char *opt, const char *val)
+{
+	g_ptr_array_add(w->argv, g_strdup(opt));
+	if (val)
+		g_ptr_array_add(w->argv, g_strdup(val));
+}
+
+static void G_GNUC_PRINTF(2, 3) note(struct rewrite *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	g_ptr_array_add(w->notes, g_strdup_vprintf(fmt, ap));
+	va_end(ap);
+}
+
+/* -object x-fd-handover,... or {"qom-type": "x-fd-handover", ...} */
+static bool is_handover_object(const char *val)
+{
+	struct qemu_opt o = { 0 };
+
+	if (val[0] == '{')
+		parse_json(&o, val);
+	else
+		parse_keyval(&o, val);
+	return strcmp(o.type, "x-fd-handover") == 0;
+}
+
+/*
+ * One option of the source (val NULL for options without argument).
+ * Returns false when it is refused (w->error set).
+ */
+static bool rewrite_one(struct rewrite *w, const char *arg, const char *name,
+			const char *val)
+{
+	if (strcmp(name, "S") == 0) {
+		w->had_S = true;
+		note(w, "-S dropped: the target runs iff the source was running (migration global state)");
+		return true;
+	}
+	if (strcmp(name, "daemonize") == 0) {
+		note(w, "-daemonize dropped: the driver watches the target as its child");
+		return true;
+	}
+	if (strcmp(name, "pidfile") == 0) {
+		g_free(w->pidfile);
+		w->pidfile = g_strdup(val);
+		note(w, "-pidfile %s dropped: the driver writes the target's pid there once the source has exited", val);
+		return true;
+	}
+	if (strcmp(name, "incoming") == 0) {
+		note(w, "-incoming %s dropped: the target gets -incoming defer", val);
+		return true;
+	}
+	if (strcmp(name, "qmp") == 0) {
+		note(w, "-qmp %s dropped: the driver's own QMP socket replaces it", val);
+		return true;
+	}
+	if (strcmp(name, "object") == 0 && is_handover_object(val)) {
+		note(w, "-object %s dropped: a former target's handover object", val);
+		return true;
+	}
+	out2(w, arg, val);
+	return true;
+}
+
+int qemu_target_argv_build(char *const *src_argv, int argc,
+			   const struct qemu_target_spec *spec,
+			   struct qemu_target_argv *ret, char **ret_error)
+{
+	struct rewrite w = {
+		.spec = spec,
+		.argv = g_ptr_array_new_with_free_func(g_free),
+		.fds = g_array_new(false, false, sizeof(int)),
+		.notes = g_ptr_array_new_with_free_func(g_free),
+	};
+	int r = 0;
+
+	g_ptr_array_add(w.argv, g_strdup(spec->qemu));
+	for (int i = 1; i < argc; i++) {
+		const char *name = option_name(src_argv[i]);
+		const char *val = NULL;
+
+		if (!name || !name[0]) {
+			/* A positional argument (a disk image): as it is. */
+			g_ptr_array_add(w.argv, g_strdup(src_argv[i]));
+			continue;
+		}
+		if (takes_arg(name) && i + 1 < argc)
+			val = src_argv[++i];
+		if (!rewrite_one(&w, src_argv[i - (val ? 1 : 0)], name, val)) {
+			r = -EINVAL;
+			goto out;
+		}
+	}
+
+	out2(&w, "-object", NULL);
+	g_ptr_array_add(w.argv, g_strdup_printf("x-fd-handover,id=fdh0,manifest=%s", spec->manifest));
+	out2(&w, "-qmp", NULL);
+	g_ptr_array_add(w.argv, g_strdup_printf("unix:%s,server=on,wait=off", spec->qmp_path));
+	out2(&w, "-incoming", "defer");
+	g_ptr_array_add(w.argv, NULL);
+	g_ptr_array_add(w.notes, NULL);
+
+	ret->argv = (char **)g_ptr_array_free(w.argv, false);
+	ret->n_inherit_fds = w.fds->len;
+	ret->inherit_fds = (int *)(void *)g_array_free(w.fds, false);
+	ret->pidfile = w.pidfile;
+	ret->had_S = w.had_S;
+	ret->notes = (char **)g_ptr_array_free(w.notes, false);
+	return 0;
+out:
+	if (ret_error)
+		*ret_error = g_steal_pointer(&w.error);
+	g_free(w.error);
+	g_ptr_array_free(w.argv, true);
+	g_array_free(w.fds, true);
+	g_ptr_array_free(w.notes, true);
+	g_free(w.pidfile);
+	return r;
+}
+
+void qemu_target_argv_free(struct qemu_target_argv *t)
+{
+	g_clear_pointer(&t->argv, g_strfreev);
+	g_clear_pointer(&t->inherit_fds, g_free);
+	t->n_inherit_fds = 0;
+	g_clear_pointer(&t->pidfile, g_free);
+	g_clear_pointer(&t->notes, g_strfreev);
+	t->had_S = false;
 }

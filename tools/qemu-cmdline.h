@@ -54,4 +54,64 @@ void qemu_cmdline_free(struct qemu_cmdline *q);
 const struct qemu_opt *qemu_chardev_user(const struct qemu_cmdline *q,
 					 const char *id);
 
+/*
+ * One item of a QEMU option string "type,key=val,key=val": key NULL for a
+ * bare item (the leading type, or a legacy flag such as "server").  The
+ * one tokenizer of such strings (QEMU's rule: ",," is a literal comma),
+ * used by `plan` and by the target argv rewriter.
+ */
+struct qemu_kv {
+	char *key;
+	char *val;
+};
+
+struct qemu_keyval {
+	struct qemu_kv *items;
+	size_t n;
+};
+
+void qemu_keyval_parse(const char *arg, struct qemu_keyval *ret);
+/* The last value of key (QEMU: the last one wins), or NULL. */
+const char *qemu_keyval_get(const struct qemu_keyval *kv, const char *key);
+/* Replaces every key=... by one key=val in place of the first, or appends. */
+void qemu_keyval_set(struct qemu_keyval *kv, const char *key, const char *val);
+void qemu_keyval_del(struct qemu_keyval *kv, const char *key);
+/* Back into an option string, commas in values doubled; g_free. */
+char *qemu_keyval_format(const struct qemu_keyval *kv);
+void qemu_keyval_free(struct qemu_keyval *kv);
+
+/* What the target of an upgrade is started with; see qemu_target_argv_build. */
+struct qemu_target_spec {
+	const char *qemu;	/* the new binary: argv[0] */
+	const char *manifest;	/* -object x-fd-handover,id=fdh0,manifest=PATH */
+	const char *qmp_path;	/* the driver's own QMP socket for the target */
+	const char *workdir;	/* where target-only files go */
+};
+
+struct qemu_target_argv {
+	char **argv;		/* NULL-terminated target command line (g_strfreev-able) */
+	/*
+	 * fd numbers of the SOURCE the target must hold at the SAME number
+	 * (fd=N chardevs, -add-fd fd=N, ...); the driver pulls them with
+	 * pidfd_getfd and dup2()s them into the child.
+	 */
+	int *inherit_fds;
+	size_t n_inherit_fds;
+	/*
+	 * The source's -pidfile PATH (dropped from argv): the driver writes
+	 * the target's pid there after the source has exited; NULL if none.
+	 */
+	char *pidfile;
+	/* -S was given and dropped: the migration's global state decides. */
+	bool had_S;
+	/* What was changed and why, one line each (NULL-terminated). */
+	char **notes;
+};
+
+/* 0 or -errno; *ret_error (g_free) says what was refused and why */
+int qemu_target_argv_build(char *const *src_argv, int argc,
+			   const struct qemu_target_spec *spec,
+			   struct qemu_target_argv *ret, char **ret_error);
+void qemu_target_argv_free(struct qemu_target_argv *t);
+
 #endif /* FDH_QEMU_CMDLINE_H */
