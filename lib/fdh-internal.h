@@ -57,6 +57,13 @@ int fdh_fdinfo_get_u64(const char *text, const char *key, int base,
 int fdh_proc_stat(pid_t pid, uint64_t *ret_start_time, uid_t *ret_uid,
 		  char ret_comm[16]);
 
+/* /proc/sys/kernel/random/boot_id without its newline. */
+int fdh_read_boot_id(char ret_boot_id[37]);
+
+/* Check a manifest's source fields (the part of fdh_manifest_validate()
+ * that fdh_source_open_manifest() relies on); 0 or -EINVAL. */
+int fdh_manifest_validate_source(const struct fdh_manifest_source *src);
+
 /* Compare a local fd's identity with what was expected; 0 or -ESTALE,
  * with the differing field written to why. */
 int fdh_identity_compare(const struct fdh_identity *expect,

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define FDH_VERSION_MAJOR 0
-#define FDH_VERSION_MINOR 1
+#define FDH_VERSION_MINOR 3
 #define FDH_VERSION_PATCH 0
 
 const char *fdh_version(void);
@@ -108,11 +108,27 @@ struct fdh_source_info {
 /*
  * Open a source by pid.  expect_start_time, if non-zero, must match the
  * process's start time: a recycled PID (same number, another process) is
- * refused with -ESRCH.  Errors: -ESRCH (no such process, or recycled),
- * -EPERM, -ENOSYS (no pidfd_open), -ENOMEM.
+ * refused with -ESRCH.  0 checks nothing: it is for a pid that comes with
+ * nothing to pin it (typed by a user, say); a caller that works from a
+ * manifest uses fdh_source_open_manifest(), which always checks.
+ * Errors: -ESRCH (no such process, or recycled), -EPERM, -ENOSYS (no
+ * pidfd_open), -ENOMEM.
  */
 int fdh_source_open_pid(pid_t pid, uint64_t expect_start_time,
 			struct fdh_source **ret_source);
+struct fdh_manifest;
+/*
+ * Open the process a manifest was made from, and prove the live process
+ * is that one: its pid, start time, boot id and uid must all be the
+ * manifest's (the start time is never skipped: a manifest always has one).
+ * Errors: -EINVAL (m NULL, or m->source invalid, e.g. start_time 0),
+ * -ESRCH (the manifest's process is gone: no such pid, the pid now names
+ * another process, or the manifest was made before the last boot),
+ * -ESTALE (it is that process, but its uid changed since the manifest),
+ * and those of fdh_source_open_pid().
+ */
+int fdh_source_open_manifest(const struct fdh_manifest *m,
+			     struct fdh_source **ret_source);
 /* Open a source by a pidfd (duplicated; the caller keeps its own). */
 int fdh_source_open_pidfd(int pidfd, struct fdh_source **ret_source);
 /*
@@ -150,23 +166,35 @@ const char *fdh_transport_name(enum fdh_transport transport);
 struct fdh_pull_report {
 	enum fdh_transport transport;
 	int fallback_reason;		/* -errno that made us fall back, or 0 */
-	size_t n_kcmp_verified;		/* entries proven by kcmp(KCMP_FILE) */
+	/* Entries proven to be the very open file the source holds at
+	 * remote_fd: by pidfd_getfd itself, or by kcmp(KCMP_FILE). */
+	size_t n_kcmp_verified;
 	uint64_t elapsed_ns;
 };
 
 /*
  * Pull every entry, all or nothing.  Each pulled fd is checked with fstat
- * against expect (dev, ino, file type), with the kind's own identity, and
- * with kcmp(KCMP_FILE) against the source's fd; no two entries may be the
- * same file.  On success ret_fds[i] is the local fd for entries[i].  On
- * any failure every fd pulled so far is closed, ret_fds is untouched, and
- * fdh_last_error()->entry names the failing entry.
+ * against expect (dev, ino, file type) and with the kind's own identity,
+ * and proven to be the open file the source holds at remote_fd:
+ * pidfd_getfd returns exactly that file, so over it kcmp(KCMP_FILE)
+ * against the source's fd is added only where the identity cannot tell
+ * one open file of a kind from another (TAP queues, pipe ends, pidfds,
+ * epoll, vhost-net, regular files, other); over the SCM_RIGHTS fallback,
+ * where the source chose what to send, every fd is compared with kcmp.
+ * No two entries may be the same open file: entries whose identities
+ * could be one file are compared with kcmp.  On success ret_fds[i] is
+ * the local fd for entries[i].  On any failure every fd pulled so far is
+ * closed, ret_fds is untouched, and fdh_last_error()->entry names the
+ * failing entry.
  *
  * When pidfd_getfd is refused (-EPERM, -ENOSYS) and the source has a
  * cooperation socket, the same set is requested over SCM_RIGHTS (the
- * source runs fdh_serve_one()) and verified the same way.  kcmp is
- * skipped only when the kernel refuses kcmp itself; fstat and the kind's
- * identity are still checked and n_kcmp_verified says so.
+ * source runs fdh_serve_one()) and verified the same way; every reply
+ * must carry the next batch in order, with as many fds as it announces,
+ * at least one, or none with an error (else -EPROTO), within 5 s (else
+ * -ETIMEDOUT).  kcmp is skipped only when the kernel refuses kcmp itself;
+ * fstat and the kind's identity are still checked and n_kcmp_verified
+ * says so.
  *
  * The pulled fd shares the open file description with the source's copy:
  * file status flags (O_NONBLOCK, O_APPEND) and the file offset are shared;
@@ -186,8 +214,11 @@ int fdh_pull(struct fdh_source *source, const struct fdh_pull_entry *entries,
 /*
  * Source side of the SCM_RIGHTS fallback: read one request from sockfd and
  * answer it with the requested fds.  Only fds listed in allowed (n_allowed
- * entries) are sent; allowed == NULL allows any open fd.  Returns the
- * number of fds sent, 0 on an orderly end of the connection, or -errno.
+ * entries) are sent; allowed == NULL allows any open fd.  Waits as long as
+ * it takes for a request to begin; once one has begun, the rest of it must
+ * arrive, and each reply must be accepted by the socket, within 5 s
+ * (-ETIMEDOUT).  Returns the number of fds sent, 0 on an orderly end of
+ * the connection, or -errno (-EPROTO for a malformed request).
  */
 int fdh_serve_one(int sockfd, const int *allowed, size_t n_allowed);
 
@@ -205,15 +236,19 @@ enum fdh_fence_flags {
 	/* Kill the whole process with SIGSYS (SECCOMP_RET_KILL_PROCESS,
 	 * Linux 4.14) on a fenced call, instead of failing it with EBADF. */
 	FDH_FENCE_KILL = 1u << 0,
-	/* The fenced numbers stay taken until exit: close(), close_range()
-	 * over them and dup2()/dup3() onto them fail with EBADF (never
-	 * kill), so no file opened later lands on a fenced number.  For a
-	 * process whose own cleanup closes what it handed over and that may
-	 * open more (a QEMU that hands a VM over, then answers a monitor). */
+	/* The fenced numbers stay taken until exit: close() of them and
+	 * dup2()/dup3() onto them fail with EBADF, and close_range() over
+	 * them (unless CLOSE_RANGE_CLOEXEC) fails with ENOSYS and closes
+	 * nothing — never a kill — so no file opened later lands on a
+	 * fenced number.  ENOSYS makes glibc's closefrom(), QEMU's
+	 * qemu_close_all_open_fd() and systemd's close_all_fds() fall back
+	 * to closing fd by fd, which closes every other fd.  For a process
+	 * whose own cleanup closes what it handed over and that may open
+	 * more (a QEMU that hands a VM over, then answers a monitor). */
 	FDH_FENCE_KEEP_OPEN = 1u << 1,
 };
 
-/* Largest number of fds one fdh_fence_fds() accepts. */
+/* Largest number of fds one fdh_fence_fds() accepts (-E2BIG past it). */
 #define FDH_FENCE_MAX 256
 
 /*
@@ -221,17 +256,28 @@ enum fdh_fence_flags {
  * (including threads created later), these calls on any of fds[] fail with
  * EBADF, or kill the process with FDH_FENCE_KILL:
  *   read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2
- *   recvfrom recvmsg recvmmsg sendto sendmsg sendmmsg accept accept4
- *   connect bind listen shutdown setsockopt ioctl lseek ftruncate fallocate
+ *   recvfrom recvmsg recvmmsg (and recvmmsg_time64 on 32-bit ABIs that
+ *   have it) sendto sendmsg sendmmsg accept accept4 connect bind listen
+ *   shutdown setsockopt ioctl lseek ftruncate fallocate flock getdents(64)
+ *   fchmod fchown fsetxattr fremovexattr
+ *   epoll_wait epoll_pwait epoll_pwait2 epoll_ctl (the epoll fd)
  *   splice tee sendfile copy_file_range (either fd) vmsplice
  *   mmap (not MAP_ANONYMOUS)  dup dup2 dup3 (the source fd)
- *   fcntl F_DUPFD, F_DUPFD_CLOEXEC, F_SETFL
+ *   pidfd_getfd (the fd number, whichever process the pidfd names: the
+ *   filter cannot tell, so pulling that number from another process fails
+ *   too)
+ *   fcntl, every command but F_GETFD, F_SETFD and F_GETFL (a list of
+ *   allowed commands, so F_SETOWN, F_SETSIG, F_SETPIPE_SZ, F_SETLEASE,
+ *   F_ADD_SEALS, F_SETLK*, F_OFD_SETLK*, F_NOTIFY, F_DUPFD* and any
+ *   command added later fail, and so do the other queries)
  * That is every call that moves data through the file or changes what the
- * successor shares with us (offset, status flags, size, socket state), and
- * every call that would make an unfenced alias of a fenced number.
- * Still allowed: close, close_range, fstat, other fcntl commands,
- * getsockopt, epoll_ctl (so a clean shutdown can still unregister and
- * close), and dup2/dup3 *onto* a fenced number — unless FDH_FENCE_KEEP_OPEN.
+ * successor shares with us (offset, status flags, size, locks, seals, owner,
+ * socket state, an epoll set), and every call that would make an unfenced
+ * alias of a fenced number.
+ * Still allowed: close, close_range, fstat, fcntl F_GETFD/F_SETFD/F_GETFL,
+ * getsockopt, epoll_ctl on another epoll fd (so a clean shutdown can
+ * still unregister and close), and dup2/dup3 *onto* a fenced number —
+ * unless FDH_FENCE_KEEP_OPEN.
  *
  * The filter matches fd numbers, not files: closing a fenced fd works, but
  * the number stays fenced, so whatever is opened on it next is fenced too.
@@ -254,9 +300,10 @@ enum fdh_fence_flags {
  * fences stack; every syscall of the process then runs every filter, and
  * a fenced syscall's cost grows with the number of fds fenced.
  *
- * Returns 0 or -errno: -EINVAL (fds NULL, n_fds 0 or > FDH_FENCE_MAX, a
- * negative or repeated fd, unknown flags; from the kernel: strict seccomp
- * mode, or a filter it refused), -EBADF (an fd not open),
+ * Returns 0 or -errno: -EINVAL (fds NULL, n_fds 0, a negative or repeated
+ * fd, unknown flags; from the kernel: strict seccomp mode, or a filter it
+ * refused), -E2BIG (n_fds > FDH_FENCE_MAX: one filter holds no more; fence
+ * nothing rather than part of the set), -EBADF (an fd not open),
  * -ESRCH (a thread has a seccomp filter of its own, so TSYNC cannot cover
  * it; nothing was installed), -ENOSYS (no seccomp filters or TSYNC in this
  * kernel), -EOPNOTSUPP (FDH_FENCE_KILL before Linux 4.14), -ENOMEM
@@ -363,7 +410,7 @@ int fdh_identity_of_fd(int fd, struct fdh_identity *ret_identity);
 
 struct fdh_manifest_source {
 	int32_t pid;
-	uint64_t start_time;
+	uint64_t start_time;		/* never 0: it pins the pid */
 	char boot_id[37];		/* /proc/sys/kernel/random/boot_id */
 	uint32_t uid;
 	char comm[16];
@@ -461,6 +508,19 @@ int fdh_manifest_encode(const struct fdh_manifest *m, void **ret_buf,
 /* Decode and validate completely; -EBADMSG for anything not specified. */
 int fdh_manifest_decode(const void *buf, size_t len,
 			struct fdh_manifest **ret_manifest);
+/*
+ * Read a manifest file that only its owner could have written, then
+ * decode it: path is opened with O_NOFOLLOW (a symlink as the last
+ * component is refused), and must be a regular file owned by the
+ * effective uid or by root, writable by neither group nor others, and at
+ * most FDH_MANIFEST_MAX_BYTES.  The directories on the way are not
+ * checked: keep the file in one only its owner can write to.  Errors:
+ * -ELOOP (a symlink), -EINVAL (path NULL, or not a regular file), -EPERM
+ * (owner or mode), -EFBIG (too large), -EBADMSG (not a valid manifest),
+ * -errno from open() and read().
+ */
+int fdh_manifest_read_file(const char *path,
+			   struct fdh_manifest **ret_manifest);
 
 /* Human text and JSON renderings; *ret is malloc'd, NUL-terminated. */
 int fdh_manifest_to_text(const struct fdh_manifest *m, char **ret);

@@ -183,6 +183,11 @@ static int validate_source(const struct fdh_manifest_source *src, int code)
 	if (src->pid <= 0)
 		return bad(&w, "pid", "%" PRId32 " is not a process id",
 			   src->pid);
+	/* Without it nothing tells the manifest's process from the next one
+	 * to get its pid. */
+	if (src->start_time == 0)
+		return bad(&w, "start_time",
+			   "0; the source's start time (/proc/PID/stat field 22) pins its pid and is required");
 	r = check_string(&w, "boot_id", src->boot_id, sizeof(src->boot_id),
 			 false);
 	if (r < 0)
@@ -510,7 +515,12 @@ void fdh_manifest_free(struct fdh_manifest *m)
 	free(m);
 }
 
-static int read_boot_id(char ret_boot_id[UUID_LEN + 1])
+int fdh_manifest_validate_source(const struct fdh_manifest_source *src)
+{
+	return validate_source(src, -EINVAL);
+}
+
+int fdh_read_boot_id(char ret_boot_id[UUID_LEN + 1])
 {
 	char buf[UUID_LEN + 2];
 	ssize_t n;
@@ -550,7 +560,7 @@ int fdh_manifest_set_source(struct fdh_manifest *m, pid_t pid)
 		return fdh_fail(r, -1, "reading /proc/%d/stat: %s", (int)pid,
 				strerror(-r));
 	src.uid = uid;
-	r = read_boot_id(src.boot_id);
+	r = fdh_read_boot_id(src.boot_id);
 	if (r < 0)
 		return r;
 	m->source = src;
@@ -1104,4 +1114,92 @@ int fdh_manifest_decode(const void *buf, size_t len,
 	}
 	*ret_manifest = m;
 	return 0;
+}
+
+/* Open path for reading only if nobody but its owner could have written it. */
+static int open_owned_file(const char *path, struct stat *ret_st)
+{
+	uid_t euid = geteuid();
+	int fd, r;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+			O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		return fdh_fail(r, -1, "manifest '%s': open: %s%s", path,
+				strerror(-r),
+				r == -ELOOP ? " (a symbolic link: name the file itself)" : "");
+	}
+	if (fstat(fd, ret_st) < 0) {
+		r = fdh_fail(-errno, -1, "manifest '%s': fstat: %m", path);
+	} else if (!S_ISREG(ret_st->st_mode)) {
+		r = fdh_fail(-EINVAL, -1, "manifest '%s': not a regular file (mode %06o)",
+			     path, (unsigned int)ret_st->st_mode);
+	} else if (ret_st->st_uid != euid && ret_st->st_uid != 0) {
+		r = fdh_fail(-EPERM, -1,
+			     "manifest '%s': owned by uid %u, neither this process's uid %u nor root: anybody could have written it",
+			     path, (unsigned int)ret_st->st_uid, (unsigned int)euid);
+	} else if (ret_st->st_mode & (S_IWGRP | S_IWOTH)) {
+		r = fdh_fail(-EPERM, -1,
+			     "manifest '%s': mode %04o lets group or others write it; chmod go-w",
+			     path, (unsigned int)(ret_st->st_mode & 07777));
+	} else if (ret_st->st_size > (off_t)FDH_MANIFEST_MAX_BYTES) {
+		r = fdh_fail(-EFBIG, -1, "manifest '%s': %lld bytes, more than the %u a manifest may have",
+			     path, (long long)ret_st->st_size, FDH_MANIFEST_MAX_BYTES);
+	} else {
+		return fd;
+	}
+	close(fd);
+	return r;
+}
+
+int fdh_manifest_read_file(const char *path,
+			   struct fdh_manifest **ret_manifest)
+{
+	struct fdh_error failed;
+	struct stat st;
+	size_t len = 0, size;
+	char *buf;
+	int fd, r = 0;
+
+	if (!path || !ret_manifest)
+		return fdh_fail(-EINVAL, -1, "read_file: NULL argument");
+	fd = open_owned_file(path, &st);
+	if (fd < 0)
+		return fd;
+	/* One byte more than allowed, to see a file that grew meanwhile. */
+	size = FDH_MANIFEST_MAX_BYTES + 1;
+	buf = malloc(size);
+	if (!buf) {
+		close(fd);
+		return fdh_fail(-ENOMEM, -1, "out of memory");
+	}
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = fdh_fail(-errno, -1, "manifest '%s': read: %m", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r == 0 && len > FDH_MANIFEST_MAX_BYTES)
+		r = fdh_fail(-EFBIG, -1, "manifest '%s': more than the %u bytes a manifest may have",
+			     path, FDH_MANIFEST_MAX_BYTES);
+	if (r == 0) {
+		r = fdh_manifest_decode(buf, len, ret_manifest);
+		if (r < 0) {
+			failed = *fdh_last_error();
+			fdh_fail(r, failed.entry, "manifest '%s': %s", path,
+				 failed.msg);
+		}
+	}
+	free(buf);
+	return r;
 }

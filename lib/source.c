@@ -139,6 +139,44 @@ int fdh_source_open_pid(pid_t pid, uint64_t expect_start_time,
 	return source_finish(s, expect_start_time, ret_source);
 }
 
+/*
+ * The manifest's source, pinned by everything the manifest recorded: boot
+ * id, pid and start time (fdh_source_open_pid), uid.  The one place that
+ * compares a manifest's source with a live process.
+ */
+int fdh_source_open_manifest(const struct fdh_manifest *m,
+			     struct fdh_source **ret_source)
+{
+	char boot_id[sizeof(m->source.boot_id)];
+	struct fdh_source *s;
+	int r;
+
+	if (!m || !ret_source)
+		return fdh_fail(-EINVAL, -1, "open_manifest: manifest or ret_source is NULL");
+	r = fdh_manifest_validate_source(&m->source);
+	if (r < 0)
+		return r;
+	r = fdh_read_boot_id(boot_id);
+	if (r < 0)
+		return r;
+	if (strcmp(boot_id, m->source.boot_id) != 0)
+		return fdh_fail(-ESRCH, -1,
+				"the manifest of pid %d was made in another boot (boot id %s, now %s): its process is gone",
+				m->source.pid, m->source.boot_id, boot_id);
+	r = fdh_source_open_pid(m->source.pid, m->source.start_time, &s);
+	if (r < 0)
+		return r;
+	if (s->uid != m->source.uid) {
+		r = fdh_fail(-ESTALE, -1,
+			     "pid %d runs as uid %u, the manifest says uid %u: its credentials changed after the manifest was made; make a new one",
+			     s->pid, (unsigned int)s->uid, m->source.uid);
+		fdh_source_free(s);
+		return r;
+	}
+	*ret_source = s;
+	return 0;
+}
+
 int fdh_source_open_pidfd(int pidfd, struct fdh_source **ret_source)
 {
 	struct fdh_source *s;

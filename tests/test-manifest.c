@@ -441,6 +441,8 @@ static void check_rule(struct th_meta *_meta,
 	  true, m->version = 2)						\
 	X(rejects_zero_pid, -1, "source.pid", "not a process id", true,	\
 	  m->source.pid = 0)						\
+	X(rejects_zero_start_time, -1, "source.start_time", "required",	\
+	  true, m->source.start_time = 0)				\
 	X(rejects_boot_id_not_uuid, -1, "source.boot_id", "UUID", true,	\
 	  strcpy(m->source.boot_id, "not-a-uuid"))			\
 	X(rejects_boot_id_in_capitals, -1, "source.boot_id", "UUID",	\
@@ -888,6 +890,149 @@ TEST_F(manifest, set_source_describes_a_live_process)
 	EXPECT_STREQ(m->source.comm, comm);
 	EXPECT_EQ(fdh_manifest_validate(m), 0, "%s", fdh_last_error()->msg);
 	fdh_manifest_free(m);
+}
+
+/* The sample, encoded, in a fresh file of dir with mode; its path. */
+static int write_sample_file(const char *dir, const char *name, mode_t mode,
+			     char *ret_path, size_t size)
+{
+	struct fdh_manifest *m = sample();
+	void *buf = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	if (!m)
+		return -ENOMEM;
+	r = fdh_manifest_encode(m, &buf, &len);
+	fdh_manifest_free(m);
+	if (r < 0)
+		return r;
+	snprintf(ret_path, size, "%s/%s", dir, name);
+	fd = open(ret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		r = -errno;
+	if (fd >= 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
+/* A private directory for files, removed with everything in it. */
+FIXTURE(manifest_file) {
+	char dir[64];
+	char path[128];
+};
+
+FIXTURE_SETUP(manifest_file)
+{
+	strcpy(self->dir, "/tmp/fdh-test-manifest-XXXXXX");
+	ASSERT_TRUE(mkdtemp(self->dir) != NULL, "mkdtemp: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(manifest_file)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", self->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", self->dir);
+}
+
+TEST_F(manifest_file, read_file_decodes_an_owned_file)
+{
+	struct fdh_manifest *m = NULL, *want = sample();
+
+	ASSERT_EQ(write_sample_file(self->dir, "m.fdhm", 0600, self->path,
+				    sizeof(self->path)), 0);
+	ASSERT_EQ(fdh_manifest_read_file(self->path, &m), 0, "%s",
+		  fdh_last_error()->msg);
+	EXPECT_EQ(m->n_entries, want->n_entries);
+	EXPECT_EQ(m->source.start_time, want->source.start_time);
+	fdh_manifest_free(m);
+	fdh_manifest_free(want);
+}
+
+TEST_F(manifest_file, read_file_refuses_a_symlink)
+{
+	struct fdh_manifest *m = NULL;
+	char link[160];
+
+	ASSERT_EQ(write_sample_file(self->dir, "m.fdhm", 0600, self->path,
+				    sizeof(self->path)), 0);
+	snprintf(link, sizeof(link), "%s/link", self->dir);
+	ASSERT_EQ(symlink(self->path, link), 0);
+	EXPECT_EQ(fdh_manifest_read_file(link, &m), -ELOOP);
+	EXPECT_MSG("symbolic link");
+	EXPECT_TRUE(m == NULL, "ret_manifest untouched");
+}
+
+TEST_F(manifest_file, read_file_refuses_a_group_or_world_writable_file)
+{
+	struct fdh_manifest *m = NULL;
+
+	ASSERT_EQ(write_sample_file(self->dir, "g.fdhm", 0620, self->path,
+				    sizeof(self->path)), 0);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EPERM);
+	EXPECT_MSG("chmod go-w");
+	ASSERT_EQ(write_sample_file(self->dir, "o.fdhm", 0602, self->path,
+				    sizeof(self->path)), 0);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EPERM);
+	EXPECT_TRUE(m == NULL, "ret_manifest untouched");
+}
+
+TEST_F(manifest_file, read_file_refuses_a_file_of_another_user)
+{
+	struct fdh_manifest *m = NULL;
+
+	if (geteuid() != 0)
+		SKIP("needs root to give the file to another uid");
+	ASSERT_EQ(write_sample_file(self->dir, "m.fdhm", 0644, self->path,
+				    sizeof(self->path)), 0);
+	ASSERT_EQ(chown(self->path, 65534, 65534), 0);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EPERM);
+	EXPECT_MSG("owned by uid 65534");
+}
+
+TEST_F(manifest_file, read_file_refuses_what_is_not_a_regular_file)
+{
+	struct fdh_manifest *m = NULL;
+
+	snprintf(self->path, sizeof(self->path), "%s/fifo", self->dir);
+	ASSERT_EQ(mkfifo(self->path, 0600), 0);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EINVAL,
+		  "a FIFO is refused without waiting for a writer");
+	EXPECT_MSG("not a regular file");
+	EXPECT_EQ(fdh_manifest_read_file(self->dir, &m), -EINVAL);
+	EXPECT_EQ(fdh_manifest_read_file(NULL, &m), -EINVAL);
+}
+
+TEST_F(manifest_file, read_file_refuses_a_file_past_the_size_limit)
+{
+	struct fdh_manifest *m = NULL;
+	int fd;
+
+	snprintf(self->path, sizeof(self->path), "%s/big", self->dir);
+	fd = open(self->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(ftruncate(fd, FDH_MANIFEST_MAX_BYTES + 1), 0);
+	close(fd);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EFBIG);
+}
+
+TEST_F(manifest_file, read_file_names_the_file_when_decoding_fails)
+{
+	struct fdh_manifest *m = NULL;
+	int fd;
+
+	snprintf(self->path, sizeof(self->path), "%s/junk", self->dir);
+	fd = open(self->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(write(fd, "FDHX", 4), 4);
+	close(fd);
+	EXPECT_EQ(fdh_manifest_read_file(self->path, &m), -EBADMSG);
+	EXPECT_MSG("junk");
 }
 
 TEST_F(manifest, set_source_refuses_exited_process)

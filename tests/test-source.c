@@ -98,6 +98,86 @@ TEST(open_pid_with_wrong_start_time_is_refused)
 	reap(pid);
 }
 
+/*
+ * The manifest-driven pull path: a manifest of a live child, one field
+ * changed, must not open.  OPEN_FROM_MANIFEST is what the target calls.
+ */
+#ifndef OPEN_FROM_MANIFEST
+#define OPEN_FROM_MANIFEST fdh_source_open_manifest
+#endif
+
+static void check_manifest_open(struct th_meta *_meta,
+				void (*mutate)(struct fdh_manifest *m),
+				int expect, const char *needle)
+{
+	struct fdh_manifest *m = fdh_manifest_new();
+	struct fdh_source_info info;
+	struct fdh_source *src = NULL;
+	pid_t pid = spawn_sleeper();
+
+	ASSERT_GT(pid, 0);
+	ASSERT_TRUE(m != NULL);
+	ASSERT_EQ(fdh_manifest_set_source(m, pid), 0, "%s",
+		  fdh_last_error()->msg);
+	mutate(m);
+	EXPECT_EQ(OPEN_FROM_MANIFEST(m, &src), expect, "%s",
+		  fdh_last_error()->msg);
+	if (expect == 0 && src) {
+		ASSERT_EQ(fdh_source_get_info(src, &info), 0);
+		EXPECT_EQ(info.pid, pid);
+	} else {
+		EXPECT_TRUE(src == NULL, "ret_source untouched");
+		EXPECT_TRUE(strstr(fdh_last_error()->msg, needle) != NULL,
+			    "message names the cause ('%s'): %s", needle,
+			    fdh_last_error()->msg);
+	}
+	fdh_source_free(src);
+	fdh_manifest_free(m);
+	reap(pid);
+}
+
+static void keep(struct fdh_manifest *m) { (void)m; }
+static void other_uid(struct fdh_manifest *m) { m->source.uid += 1; }
+static void other_boot(struct fdh_manifest *m)
+{
+	m->source.boot_id[0] = m->source.boot_id[0] == '0' ? '1' : '0';
+}
+static void other_start(struct fdh_manifest *m) { m->source.start_time += 1; }
+static void no_start(struct fdh_manifest *m) { m->source.start_time = 0; }
+
+TEST(open_manifest_opens_the_manifest_process)
+{
+	check_manifest_open(_meta, keep, 0, "");
+}
+
+TEST(open_manifest_refuses_a_uid_other_than_the_manifest)
+{
+	check_manifest_open(_meta, other_uid, -ESTALE, "uid");
+}
+
+TEST(open_manifest_refuses_a_manifest_of_another_boot)
+{
+	check_manifest_open(_meta, other_boot, -ESRCH, "another boot");
+}
+
+TEST(open_manifest_refuses_another_start_time)
+{
+	check_manifest_open(_meta, other_start, -ESRCH, "reused");
+}
+
+TEST(open_manifest_never_skips_the_start_time)
+{
+	check_manifest_open(_meta, no_start, -EINVAL, "start_time");
+}
+
+TEST(open_manifest_refuses_null)
+{
+	struct fdh_source *src = NULL;
+
+	EXPECT_EQ(fdh_source_open_manifest(NULL, &src), -EINVAL);
+	EXPECT_TRUE(src == NULL);
+}
+
 /* clone3() with set_tid: a child with exactly this pid number. */
 static pid_t spawn_with_pid(pid_t want)
 {
