@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
-from vm import VM, window_stats  # noqa: E402
+from vm import VM, drops_verdict, window_stats  # noqa: E402
 import ours  # noqa: E402
 
 
@@ -70,6 +70,9 @@ def main() -> int:
             "lost_guest_to_host": rep["guest_to_host"]["lost"],
             "lost_host_to_guest": rep["host_to_guest"]["lost"],
             "guest_rebooted": not rep["guest"]["continuous"],
+            "guest_drops": (rep.get("guest_drops") or {}).get("delta"),
+            "host_drops": rep["host_drops"]["delta"],
+            "drops": drops_verdict(rep),
             "source_exit": source_rc,
             "target_pid": up.get("target_pid"),
             "manifest_entries": up.get("entries"),
@@ -90,6 +93,7 @@ def main() -> int:
                    report["blackout_host_to_guest_ms"]))
             say("  packets lost           %d guest->host, %d host->guest" % (
                 report["lost_guest_to_host"], report["lost_host_to_guest"]))
+            say("  where lost             %s" % report["drops"])
             say("  guest rebooted         %s" % ("yes" if report["guest_rebooted"] else "no"))
             say("  source QEMU exit       %s" % report["source_exit"])
         ok = (report["lost_guest_to_host"] == 0 and report["lost_host_to_guest"] == 0

@@ -17,6 +17,7 @@ needed a second attempt says so where the result is counted.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 
@@ -65,6 +66,11 @@ def missing(needs: list) -> str:
 
 
 def run(argv: list, needs: list) -> int:
+    # Every traffic run of vm.py (Peer.stop()) says where its losses died,
+    # as a diagnostic of the test it belongs to.
+    vm = sys.modules.get("vm")
+    if vm is not None and hasattr(vm, "on_traffic_report"):
+        vm.on_traffic_report(lambda rep: diag(rep.get("drops", "")))
     flt = argv[1] if len(argv) > 1 else ""
     tests = [t for t in TESTS if flt in t.__name__]
     skip_all = missing(needs)

@@ -50,6 +50,7 @@ def main() -> int:
         stop = next(e for e in q.events + [resume] if e["event"] in ("STOP", "RESUME"))
         time.sleep(a.seconds / 2)
         rep = peer.stop()
+        log(rep["drops"])
         st = q.execute("query-status")["status"]
         g, h = rep["guest_to_host"], rep["host_to_guest"]
         m = rep["markers"][0] if rep["markers"] else {}

@@ -47,7 +47,8 @@ if GLUE_DIR not in sys.path:
 from qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout  # noqa: E402
 
 __all__ = ["VM", "Qemu", "Peer", "Netns", "build_guest", "QMPClient", "QMPError",
-           "QMPConnectionError", "QMPTimeout", "mono", "qmp_event_mono", "log"]
+           "QMPConnectionError", "QMPTimeout", "mono", "qmp_event_mono", "log",
+           "host_drops", "drops_line", "drops_verdict", "on_traffic_report"]
 
 HOST_IP = "10.99.0.1"
 GUEST_IP = "10.99.0.2"
@@ -213,6 +214,34 @@ class Netns:
             os.close(there)
         return fds
 
+    def drop_counters(self) -> dict:
+        """Host-side counters of this namespace where a test datagram can die:
+        the TAP's (ip -s link; host->guest datagrams wait in the TAP's queue
+        until QEMU reads them, and a full queue counts as tx_dropped), its
+        qdisc's drops (tc -s qdisc), and the namespace's UDP InErrors and
+        RcvbufErrors (/proc/net/snmp: the peer's socket).  A counter that
+        cannot be read is left out."""
+        out: dict = {}
+        p = run(["ip", "-n", self.name, "-j", "-s", "link", "show", "dev", self.tap],
+                check=False)
+        try:
+            st = json.loads(p.stdout)[0]
+            st = st.get("stats64") or st["stats"]
+            out.update(tap_rx_packets=st["rx"]["packets"], tap_rx_dropped=st["rx"]["dropped"],
+                       tap_tx_packets=st["tx"]["packets"], tap_tx_dropped=st["tx"]["dropped"],
+                       tap_tx_errors=st["tx"]["errors"])
+        except (ValueError, LookupError):
+            pass
+        p = run(["tc", "-n", self.name, "-j", "-s", "qdisc", "show", "dev", self.tap],
+                check=False)
+        try:
+            out["qdisc_drops"] = sum(q.get("drops", 0) for q in json.loads(p.stdout))
+        except (ValueError, TypeError, AttributeError):
+            pass
+        p = run(["ip", "netns", "exec", self.name, "cat", "/proc/net/snmp"], check=False)
+        out.update(_udp_snmp(p.stdout))
+        return out
+
     def pids(self) -> list[int]:
         p = run(["ip", "netns", "pids", self.name], check=False)
         return [int(x) for x in p.stdout.split()] if p.returncode == 0 else []
@@ -237,6 +266,111 @@ class Netns:
         run(["ip", "-n", self.name, "link", "del", self.tap], check=False)
         run(["ip", "netns", "del", self.name], check=False)
         self.created = False
+
+
+def _udp_snmp(text: str) -> dict:
+    """udp_in_errors and udp_rcvbuf_errors from a /proc/net/snmp text."""
+    rows = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2:
+        return {}
+    d = dict(zip(rows[0], rows[1]))
+    return {"udp_in_errors": int(d.get("InErrors", 0)),
+            "udp_rcvbuf_errors": int(d.get("RcvbufErrors", 0))}
+
+
+# ------------------------------------------------------------------------------------ drops
+# Every traffic run says where its lost datagrams died.  The peer's report
+# carries the guest's own counters ("guest_drops": gueststream reads them at
+# the peer's first and last STATQ, see guest/README.md); Peer.stop() adds
+# the host's ("host_drops": Netns.drop_counters() at the peer's start and
+# stop) and hands the report to every on_traffic_report() sink: ktap.py
+# prints drops_line() with the test's result, bench/upgrade with the run.
+_REPORT_SINKS: list = []
+
+
+def on_traffic_report(sink: Callable[[dict], None]) -> None:
+    """Call sink(peer report) at the end of every traffic run (Peer.stop())."""
+    _REPORT_SINKS.append(sink)
+
+
+def host_drops(a: dict, b: dict) -> dict:
+    """{"start", "end", "delta"} of two Netns.drop_counters() snapshots."""
+    return {"start": a, "end": b, "delta": {k: b[k] - a[k] for k in b if k in a}}
+
+
+def drops_line(rep: dict) -> str:
+    """One line: the run's losses each way and every drop counter that moved
+    (guest and host), with the counters that explain the losses named."""
+    g2h, h2g = rep.get("guest_to_host", {}), rep.get("host_to_guest", {})
+    gd = (rep.get("guest_drops") or {}).get("delta")
+    hd = (rep.get("host_drops") or {}).get("delta")
+    out = "drops: lost g>h %s, h>g %s" % (g2h.get("lost"), h2g.get("lost"))
+    if h2g.get("lost_to_guest") is not None:
+        out += " (%s never reached gueststream, %s lost on the echo path)" % (
+            h2g.get("lost_to_guest"), h2g.get("lost_on_echo_path"))
+    if gd is None:
+        out += "; guest counters: none (the guest sent no DROPS)"
+    else:
+        out += "; guest eth0 rx_dropped %d rx_missed_errors %d, udp RcvbufErrors %d " \
+               "InErrors %d, socket drops %d" % (
+                   gd["rx_dropped"], gd["rx_missed_errors"], gd["udp_rcvbuf_errors"],
+                   gd["udp_in_errors"], gd["sock_drops"])
+    if hd is None:
+        out += "; host counters: none"
+    else:
+        out += "; host TAP tx_dropped %s rx_dropped %s qdisc %s, netns udp RcvbufErrors %s " \
+               "InErrors %s" % tuple(hd.get(k, "?") for k in (
+                   "tap_tx_dropped", "tap_rx_dropped", "qdisc_drops", "udp_rcvbuf_errors",
+                   "udp_in_errors"))
+    return out + "; " + drops_verdict(rep)
+
+
+def drops_verdict(rep: dict) -> str:
+    """Where the lost datagrams died, as far as the counters tell."""
+    g2h, h2g = rep.get("guest_to_host", {}), rep.get("host_to_guest", {})
+    gd = (rep.get("guest_drops") or {}).get("delta") or {}
+    hd = (rep.get("host_drops") or {}).get("delta") or {}
+    lost_h2g = h2g.get("lost_to_guest")
+    if lost_h2g is None:
+        lost_h2g = h2g.get("lost") or 0
+    lost_g2h = g2h.get("lost") or 0
+    if not lost_h2g and not lost_g2h and not any(gd.get(k) for k in (
+            "rx_dropped", "rx_missed_errors", "udp_rcvbuf_errors", "udp_in_errors",
+            "sock_drops")) and not any(hd.get(k) for k in (
+            "tap_tx_dropped", "tap_rx_dropped", "qdisc_drops", "udp_rcvbuf_errors",
+            "udp_in_errors")):
+        return "nothing lost, no drop counted"
+    parts = []
+    if lost_h2g:
+        where = []
+        if gd.get("sock_drops") or gd.get("udp_rcvbuf_errors"):
+            where.append("%d in the guest's UDP receive buffer (RcvbufErrors %d, socket %d)"
+                         % (max(gd.get("sock_drops", 0), gd.get("udp_rcvbuf_errors", 0)),
+                            gd.get("udp_rcvbuf_errors", 0), gd.get("sock_drops", 0)))
+        if gd.get("rx_dropped") or gd.get("rx_missed_errors"):
+            where.append("%d in the guest's virtio-net rx" % (
+                gd.get("rx_dropped", 0) + gd.get("rx_missed_errors", 0)))
+        if hd.get("tap_tx_dropped") or hd.get("qdisc_drops"):
+            where.append("%d in the TAP's queue (QEMU did not read it)" % (
+                hd.get("tap_tx_dropped", 0) + hd.get("qdisc_drops", 0)))
+        counted = sum(int(w.split()[0]) for w in where)
+        if counted < lost_h2g:
+            where.append("%d not counted by the guest or the TAP (QEMU's receive path, "
+                         "or guest counters missing)" % (lost_h2g - counted))
+        parts.append("h>g %d lost: %s" % (lost_h2g, "; ".join(where)))
+    if lost_g2h:
+        where = []
+        if hd.get("udp_rcvbuf_errors") or hd.get("udp_in_errors"):
+            where.append("%d in the peer's UDP socket (netns RcvbufErrors %d)" % (
+                hd.get("udp_in_errors", 0), hd.get("udp_rcvbuf_errors", 0)))
+        if hd.get("tap_rx_dropped"):
+            where.append("%d at the TAP's rx" % hd["tap_rx_dropped"])
+        counted = sum(int(w.split()[0]) for w in where)
+        if counted < lost_g2h:
+            where.append("%d not counted on the host (the guest's send path or QEMU's "
+                         "transmit path)" % (lost_g2h - counted))
+        parts.append("g>h %d lost: %s" % (lost_g2h, "; ".join(where)))
+    return " | ".join(parts) or "nothing lost; counters moved (see above)"
 
 
 # ------------------------------------------------------------------------------------ QEMU
@@ -382,10 +516,12 @@ class Peer:
                 "-t", str(max_s), "-w", str(window_ms), "-o", self.json_path,
                 "-R", self.raw_path]
         self._err = open(self.err_path, "w")
+        self.host0 = vm.netns.drop_counters()
         self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=subprocess.STDOUT)
         self.t_start = mono()
         self.marks: list[float] = []
+        self.report: Optional[dict] = None
 
     def wait_ready(self, timeout: float = 5.0) -> None:
         deadline = mono() + timeout
@@ -406,7 +542,12 @@ class Peer:
         return t
 
     def stop(self, timeout: float = 10.0) -> dict:
-        """SIGTERM the peer, wait for its report; return the parsed JSON."""
+        """SIGTERM the peer, wait for its report; return the parsed JSON, with
+        the host's drop counters over the run added ("host_drops"; the
+        guest's are the peer's "guest_drops").  Once: a second call returns
+        the same report."""
+        if self.report is not None:
+            return self.report
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -416,7 +557,13 @@ class Peer:
             self.proc.wait(5)
         self._err.close()
         with open(self.json_path) as f:
-            return json.load(f)
+            rep = json.load(f)
+        rep["host_drops"] = host_drops(self.host0, self.vm.netns.drop_counters())
+        rep["drops"] = drops_line(rep)
+        self.report = rep
+        for sink in _REPORT_SINKS:
+            sink(rep)
+        return rep
 
     def kill(self) -> None:
         if self.proc.poll() is None:

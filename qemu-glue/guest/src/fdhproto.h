@@ -14,7 +14,11 @@
  *   STOP    4   host->guest  -                   -                       -                      -
  *   STATQ   5   host->guest  request id          -                       -                      -
  *   STAT    6   guest->host  request id          probes received         highest probe seq + 1  stream sent (next seq)
+ *   DROPS   7   guest->host  request id          (struct fdh_drops: the guest's own drop counters)
  *
+ * The guest answers every STATQ with a STAT and then a DROPS: where a
+ * datagram that reached the guest can die (the NIC's rx drops, the UDP
+ * layer's receive-buffer and other errors, our socket's own drop count).
  * t_ns is the sender's CLOCK_MONOTONIC; uptime_ns is the guest's
  * CLOCK_BOOTTIME; boot_id is a random 64-bit nonce drawn once per gueststream
  * start (so a reboot or a restarted program shows up as a new boot_id).
@@ -33,6 +37,7 @@ enum {
 	FDH_STOP = 4,
 	FDH_STATQ = 5,
 	FDH_STAT = 6,
+	FDH_DROPS = 7,
 };
 
 struct fdh_pkt {
@@ -49,6 +54,26 @@ struct fdh_pkt {
 };
 
 _Static_assert(sizeof(struct fdh_pkt) == 64, "fdh_pkt must be 64 bytes");
+
+/* DROPS: counters since the guest booted (the peer takes differences). */
+struct fdh_drops {
+	uint32_t magic;
+	uint16_t type;			/* FDH_DROPS */
+	uint16_t flags;			/* FDH_DROPS_* bits: counters that could not be read */
+	uint64_t seq;			/* the STATQ's request id */
+	uint64_t rx_packets;		/* /sys/class/net/eth0/statistics/rx_packets */
+	uint64_t rx_dropped;		/* .../rx_dropped (virtio-net: per-queue drops) */
+	uint64_t rx_missed_errors;	/* .../rx_missed_errors */
+	uint64_t udp_in_errors;		/* /proc/net/snmp Udp: InErrors */
+	uint64_t udp_rcvbuf_errors;	/* /proc/net/snmp Udp: RcvbufErrors */
+	uint64_t sock_drops;		/* /proc/net/udp "drops" of gueststream's socket */
+};
+
+#define FDH_DROPS_NO_NIC 1u		/* the eth0 statistics were not readable */
+#define FDH_DROPS_NO_SNMP 2u		/* /proc/net/snmp had no Udp counters */
+#define FDH_DROPS_NO_SOCK 4u		/* our socket was not in /proc/net/udp */
+
+_Static_assert(sizeof(struct fdh_drops) == 64, "fdh_drops must be 64 bytes");
 
 #define FDH_GUEST_PORT 5001 /* gueststream listens here (probes) */
 #define FDH_PEER_PORT 5000  /* peer listens here (stream, echoes) */

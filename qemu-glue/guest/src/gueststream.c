@@ -54,6 +54,103 @@ static uint64_t now_ns(clockid_t c)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The unsigned number in a one-line file (sysfs), or -1 if there is none. */
+static int read_u64_file(const char *path, uint64_t *v)
+{
+	unsigned long long x;
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%llu", &x) == 1;
+	fclose(f);
+	if (!ok)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/* Udp: InErrors and RcvbufErrors from /proc/net/snmp: a header line of
+ * names, then a line of values. */
+static int read_udp_snmp(uint64_t *in_errors, uint64_t *rcvbuf_errors)
+{
+	char names[1024], vals[1024];
+	int found = -1;
+	FILE *f = fopen("/proc/net/snmp", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f)) {
+		if (strncmp(names, "Udp: ", 5) || !fgets(vals, sizeof(vals), f))
+			continue;
+		char *sn, *sv;
+		char *n = strtok_r(names, " \n", &sn), *v = strtok_r(vals, " \n", &sv);
+
+		found = 0;
+		while ((n = strtok_r(NULL, " \n", &sn)) && (v = strtok_r(NULL, " \n", &sv))) {
+			if (!strcmp(n, "InErrors"))
+				*in_errors = strtoull(v, NULL, 10);
+			else if (!strcmp(n, "RcvbufErrors"))
+				*rcvbuf_errors = strtoull(v, NULL, 10);
+		}
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The "drops" column (the last) of the socket bound to `port` in
+ * /proc/net/udp: what the kernel dropped on that socket alone. */
+static int read_sock_drops(int port, uint64_t *drops)
+{
+	char line[512];
+	int found = -1;
+	FILE *f = fopen("/proc/net/udp", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport;
+		char *last;
+
+		if (sscanf(line, " %*u: %*x:%x", &lport) != 1 || (int)lport != port)
+			continue;
+		last = strrchr(line, ' ');
+		if (!last)
+			continue;
+		*drops = strtoull(last + 1, NULL, 10);
+		found = 0;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The guest's drop counters, for a DROPS reply (fdhproto.h). */
+static void read_drops(const char *ifname, int port, struct fdh_drops *d)
+{
+	char path[128];
+
+	memset(d, 0, sizeof(*d));
+	d->magic = FDH_MAGIC;
+	d->type = FDH_DROPS;
+#define NIC(field, name)                                                                  \
+	do {                                                                              \
+		snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/" name, ifname); \
+		if (read_u64_file(path, &d->field))                                       \
+			d->flags |= FDH_DROPS_NO_NIC;                                     \
+	} while (0)
+	NIC(rx_packets, "rx_packets");
+	NIC(rx_dropped, "rx_dropped");
+	NIC(rx_missed_errors, "rx_missed_errors");
+#undef NIC
+	if (read_udp_snmp(&d->udp_in_errors, &d->udp_rcvbuf_errors))
+		d->flags |= FDH_DROPS_NO_SNMP;
+	if (read_sock_drops(port, &d->sock_drops))
+		d->flags |= FDH_DROPS_NO_SOCK;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: gueststream [-p PEER_IP] [-P PEER_PORT] [-l LOCAL_PORT] "
@@ -217,6 +314,21 @@ int main(int argc, char **argv)
 					.aux1 = probes_rx, .aux2 = probe_hi, .aux3 = seq,
 				};
 				sendto(fd, &s, sizeof(s), 0, (struct sockaddr *)&from, fl);
+				struct fdh_drops d;
+
+				read_drops(ifname, local_port, &d);
+				d.seq = q.seq;
+				sendto(fd, &d, sizeof(d), 0, (struct sockaddr *)&from, fl);
+				printf("FDH-DROPS: statq=%llu rx_packets=%llu rx_dropped=%llu "
+				       "rx_missed_errors=%llu udp_in_errors=%llu "
+				       "udp_rcvbuf_errors=%llu sock_drops=%llu flags=%u\n",
+				       (unsigned long long)q.seq, (unsigned long long)d.rx_packets,
+				       (unsigned long long)d.rx_dropped,
+				       (unsigned long long)d.rx_missed_errors,
+				       (unsigned long long)d.udp_in_errors,
+				       (unsigned long long)d.udp_rcvbuf_errors,
+				       (unsigned long long)d.sock_drops, d.flags);
+				fflush(stdout);
 			} else if (q.type == FDH_STOP) {
 				stopped_by_peer = 1;
 			}

@@ -318,6 +318,9 @@ int main(int argc, char **argv)
 	uint64_t probes = 0, stray = 0, send_err = 0;
 	struct fdh_pkt stat_start = { 0 }, stat_end = { 0 };
 	int have_stat_start = 0, have_stat_end = 0;
+	/* the guest's drop counters, sent after each STAT (older guests: none) */
+	struct fdh_drops drops_start = { 0 }, drops_end = { 0 };
+	int have_drops_start = 0, have_drops_end = 0;
 	uint64_t boots[MAX_BOOTS];
 	int nboots = 0;
 
@@ -392,9 +395,13 @@ int main(int argc, char **argv)
 		int64_t rt2mono = (int64_t)off_mono - (int64_t)off_rt;
 
 		for (int k = 0; k < 1024; k++) { /* bounded drain */
+			union {
+				struct fdh_pkt q;
+				struct fdh_drops d;
+			} u;
 			struct fdh_pkt q;
 			char cbuf[CMSG_SPACE(sizeof(struct timespec))];
-			struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
+			struct iovec iov = { .iov_base = &u, .iov_len = sizeof(u) };
 			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 					     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 			ssize_t len = recvmsg(fd, &mh, 0);
@@ -413,10 +420,23 @@ int main(int argc, char **argv)
 			}
 			if (!t_arr || t_arr > off_mono)
 				t_arr = off_mono;
-			if (len != sizeof(q) || q.magic != FDH_MAGIC) {
+			if (len != sizeof(u) || u.q.magic != FDH_MAGIC) {
 				stray++;
 				continue;
 			}
+			if (u.q.type == FDH_DROPS) {
+				/* the answer to the STATQ whose STAT was the baseline (it
+				 * may come after probing began) */
+				if (!have_drops_start && have_stat_start && u.d.seq == stat_start.seq) {
+					drops_start = u.d;
+					have_drops_start = 1;
+				} else if (phase == 2) {
+					drops_end = u.d;
+					have_drops_end = 1;
+				}
+				continue;
+			}
+			q = u.q;
 			struct arr a = { .seq = q.seq, .t_arr = t_arr, .t_src = q.t_ns,
 					 .uptime = q.uptime_ns, .boot_id = q.boot_id };
 			if (q.type == FDH_STREAM || q.type == FDH_ECHO || q.type == FDH_STAT) {
@@ -549,6 +569,30 @@ int main(int argc, char **argv)
 		   " \"max_uptime_regression_ms\": %.3f, \"continuous\": %s},\n",
 		(double)up_first / 1e9, (double)up_last / 1e9, sms(up_jump), sms(-up_regr),
 		(nboots <= 1 && up_regr >= 0) ? "true" : "false");
+
+	/* the guest's drop counters: at the start, at the end, the difference */
+	fprintf(o, "  \"guest_drops\": ");
+	if (have_drops_start && have_drops_end) {
+		const struct fdh_drops *d[2] = { &drops_start, &drops_end };
+
+		fprintf(o, "{");
+		for (int i = 0; i < 3; i++) {
+			const struct fdh_drops *a = d[i == 2 ? 1 : i], *z = d[1];
+			/* delta: end - start; a counter is only ever added to */
+#define C(f) (i == 2 ? z->f - d[0]->f : a->f)
+			fprintf(o, "%s\"%s\": {\"rx_packets\": %" PRIu64 ", \"rx_dropped\": %" PRIu64
+				   ", \"rx_missed_errors\": %" PRIu64 ", \"udp_in_errors\": %" PRIu64
+				   ", \"udp_rcvbuf_errors\": %" PRIu64 ", \"sock_drops\": %" PRIu64
+				   ", \"flags\": %u}",
+				i ? ", " : "", i == 0 ? "start" : i == 1 ? "end" : "delta",
+				C(rx_packets), C(rx_dropped), C(rx_missed_errors), C(udp_in_errors),
+				C(udp_rcvbuf_errors), C(sock_drops), (unsigned)a->flags);
+#undef C
+		}
+		fprintf(o, "},\n");
+	} else {
+		fprintf(o, "null,\n");
+	}
 
 	/* markers */
 	uint64_t marks[2 * MAX_MARKS];
