@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config meson ninja-build
-	libglib2.0-dev libseccomp-dev systemtap-sdt-dev
+	libglib2.0-dev libjson-glib-dev libseccomp-dev systemtap-sdt-dev
 	clang llvm libclang-rt-14-dev
 	libbpf-dev bpftool linux-libc-dev libelf-dev
 	iproute2 util-linux python3 procps strace

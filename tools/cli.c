@@ -269,8 +269,14 @@ void json_bool(const char *key, bool value)
 
 void json_double(const char *key, double value)
 {
+	char buf[32];
+
 	json_next(key);
-	printf("%.17g", value);
+	/* The shortest of the two that reads back as the same double. */
+	snprintf(buf, sizeof(buf), "%.15g", value);
+	if (strtod(buf, NULL) != value)
+		snprintf(buf, sizeof(buf), "%.17g", value);
+	fputs(buf, stdout);
 }
 
 void json_null(const char *key)
