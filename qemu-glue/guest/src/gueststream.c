@@ -116,6 +116,9 @@ static int read_sock_drops(int port, uint64_t *drops)
 
 		if (sscanf(line, " %*u: %*x:%x", &lport) != 1 || (int)lport != port)
 			continue;
+		/* the kernel pads each line with spaces (seq_pad) */
+		for (size_t n = strlen(line); n && (line[n - 1] == ' ' || line[n - 1] == '\n');)
+			line[--n] = '\0';
 		last = strrchr(line, ' ');
 		if (!last)
 			continue;
