@@ -59,38 +59,134 @@ static int check_arguments(const struct fdh_pull_entry *entries, size_t n,
 	return 0;
 }
 
-static int compare_identity(const struct fdh_identity *a,
-			    const struct fdh_identity *b)
+/* Whether a verified fd's kind_id is known to equal expect.kind_id. */
+static bool kind_id_verified(const struct fdh_identity *id)
 {
-	if (a->dev != b->dev)
-		return a->dev < b->dev ? -1 : 1;
-	if (a->ino != b->ino)
-		return a->ino < b->ino ? -1 : 1;
-	if (a->kind_id != b->kind_id)
-		return a->kind_id < b->kind_id ? -1 : 1;
-	return strncmp(a->name, b->name, sizeof(a->name));
+	return id->kind == FDH_KIND_EVENTFD || id->kind == FDH_KIND_SOCKET ||
+	       id->kind == FDH_KIND_UNIX_SOCKET ||
+	       id->kind == FDH_KIND_VHOST_USER;
 }
 
-/* qsort() has no context argument: the entries being sorted, per thread. */
-static _Thread_local const struct fdh_pull_entry *sort_entries;
+/* qsort() has no context argument: what is being sorted, per thread. */
+static _Thread_local struct {
+	const struct fdh_pull_entry *entries;
+	const int *fds;
+	pid_t self;
+	int kcmp_error;		/* 0, or -errno of a kcmp that failed */
+} sort_ctx;
 
-static int compare_index(const void *pa, const void *pb)
+/* Order by what verification proved of the file: dev, ino, remote fd. */
+static int compare_dev_ino(const void *pa, const void *pb)
+{
+	const struct fdh_pull_entry *a = &sort_ctx.entries[*(const size_t *)pa];
+	const struct fdh_pull_entry *b = &sort_ctx.entries[*(const size_t *)pb];
+
+	if (a->expect.dev != b->expect.dev)
+		return a->expect.dev < b->expect.dev ? -1 : 1;
+	if (a->expect.ino != b->expect.ino)
+		return a->expect.ino < b->expect.ino ? -1 : 1;
+	return a->remote_fd < b->remote_fd ? -1 : a->remote_fd > b->remote_fd;
+}
+
+static int compare_kind_id(const void *pa, const void *pb)
+{
+	uint64_t a = sort_ctx.entries[*(const size_t *)pa].expect.kind_id;
+	uint64_t b = sort_ctx.entries[*(const size_t *)pb].expect.kind_id;
+
+	return a < b ? -1 : a > b;
+}
+
+/*
+ * kcmp(KCMP_FILE) orders open files (by their obfuscated kernel
+ * pointers), consistently for the whole boot: sorting by it puts every
+ * two entries that are one open file next to each other.
+ */
+static int compare_kcmp(const void *pa, const void *pb)
 {
 	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-	int c = compare_identity(&sort_entries[a].expect,
-				 &sort_entries[b].expect);
+	int r;
 
-	if (c)
-		return c;
-	return sort_entries[a].remote_fd - sort_entries[b].remote_fd;
+	if (sort_ctx.kcmp_error)
+		return a < b ? -1 : a > b;
+	r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self, KCMP_FILE,
+			 (unsigned long)sort_ctx.fds[a],
+			 (unsigned long)sort_ctx.fds[b]);
+	switch (r) {
+	case 0:
+		return 0;
+	case 1:
+		return -1;
+	case 2:
+		return 1;
+	default:		/* 3: no order known; < 0: refused */
+		sort_ctx.kcmp_error = r < 0 ? -errno : -EOPNOTSUPP;
+		return a < b ? -1 : a > b;
+	}
+}
+
+static int same_file_error(const struct fdh_pull_entry *entries, size_t a,
+			   size_t b)
+{
+	if (a > b) {
+		size_t t = a;
+
+		a = b;
+		b = t;
+	}
+	return fdh_fail(-EINVAL, (int)b,
+			"entries %zu '%s' and %zu '%s' (remote fds %d and %d) are the same open file",
+			a, label_of(&entries[a]), b, label_of(&entries[b]),
+			entries[a].remote_fd, entries[b].remote_fd);
+}
+
+/*
+ * No two of the k entries in group (equal identities, so possibly one
+ * open file) are one open file.  Every pair counts, not only neighbours
+ * in fd order: sort by kcmp's own order (k log k calls), then equal
+ * files are adjacent.  Where the kernel gives no order, every pair.
+ * kcmp refused altogether proves nothing either way (see fdh_pull()).
+ */
+static int check_group(size_t *group, size_t k)
+{
+	int r;
+
+	sort_ctx.kcmp_error = 0;
+	qsort(group, k, sizeof(*group), compare_kcmp);
+	if (sort_ctx.kcmp_error == -EOPNOTSUPP) {
+		for (size_t i = 0; i < k; i++)
+			for (size_t j = i + 1; j < k; j++) {
+				r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self,
+						 KCMP_FILE,
+						 (unsigned long)sort_ctx.fds[group[i]],
+						 (unsigned long)sort_ctx.fds[group[j]]);
+				if (r == 0)
+					return same_file_error(sort_ctx.entries,
+							       group[i], group[j]);
+			}
+		return 0;
+	}
+	if (sort_ctx.kcmp_error)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self, KCMP_FILE,
+				 (unsigned long)sort_ctx.fds[group[i - 1]],
+				 (unsigned long)sort_ctx.fds[group[i]]);
+		if (r == 0)
+			return same_file_error(sort_ctx.entries, group[i - 1],
+					       group[i]);
+	}
+	return 0;
 }
 
 /*
  * No two entries may name one open file: the same number twice, or two
  * numbers that are dup()s of one description (say two "queues" that are
- * one TAP queue).  Only entries with equal identities can be the same
- * file, so sort by identity and kcmp within runs of equals: n log n, and
- * no kcmp at all for distinct memfds or eventfds.
+ * one TAP queue).  Called after every fd was verified, so its dev and ino
+ * are the expected ones, and so is kind_id where kind_id_verified():
+ * only entries equal in those can be one file.  Sort by (dev, ino), then
+ * kcmp only inside runs of equals (split further by kind_id when every
+ * entry of the run has its kind_id verified: eventfds share one inode):
+ * n log n, and no kcmp at all for distinct memfds, eventfds or sockets.
  */
 static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 			  size_t n, const int *fds)
@@ -103,38 +199,98 @@ static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 		return fdh_fail(-ENOMEM, -1, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
-	sort_entries = entries;
-	qsort(order, n, sizeof(*order), compare_index);
-	for (size_t i = 1; i < n && r == 0; i++) {
-		size_t a = order[i - 1], b = order[i];
-
-		if (entries[a].remote_fd == entries[b].remote_fd)
-			r = fdh_fail(-EINVAL, (int)b,
+	sort_ctx.entries = entries;
+	sort_ctx.fds = fds;
+	sort_ctx.self = self;
+	qsort(order, n, sizeof(*order), compare_dev_ino);
+	/* One number is one file: the same number twice sorts adjacent. */
+	for (size_t i = 1; i < n && r == 0; i++)
+		if (entries[order[i - 1]].remote_fd == entries[order[i]].remote_fd)
+			r = fdh_fail(-EINVAL, (int)order[i],
 				     "entries %zu and %zu both name remote fd %d",
-				     a, b, entries[b].remote_fd);
-		else if (compare_identity(&entries[a].expect,
-					  &entries[b].expect) == 0 &&
-			 fdh_sys_kcmp(self, self, KCMP_FILE,
-				      (unsigned long)fds[a],
-				      (unsigned long)fds[b]) == 0)
-			r = fdh_fail(-EINVAL, (int)b,
-				     "entries %zu '%s' and %zu '%s' (remote fds %d and %d) are the same open file",
-				     a, label_of(&entries[a]), b,
-				     label_of(&entries[b]), entries[a].remote_fd,
-				     entries[b].remote_fd);
+				     order[i - 1], order[i],
+				     entries[order[i]].remote_fd);
+	for (size_t lo = 0, hi; lo < n && r == 0; lo = hi) {
+		const struct fdh_identity *first = &entries[order[lo]].expect;
+		bool ids_known = kind_id_verified(first);
+
+		for (hi = lo + 1; hi < n; hi++) {
+			const struct fdh_identity *id = &entries[order[hi]].expect;
+
+			if (id->dev != first->dev || id->ino != first->ino)
+				break;
+			ids_known = ids_known && kind_id_verified(id);
+		}
+		if (hi - lo < 2)
+			continue;
+		if (!ids_known) {
+			r = check_group(order + lo, hi - lo);
+			continue;
+		}
+		qsort(order + lo, hi - lo, sizeof(*order), compare_kind_id);
+		for (size_t a = lo, b; a < hi && r == 0; a = b) {
+			for (b = a + 1; b < hi &&
+			     entries[order[b]].expect.kind_id ==
+			     entries[order[a]].expect.kind_id; b++)
+				;
+			if (b - a > 1)
+				r = check_group(order + a, b - a);
+		}
 	}
 	free(order);
 	return r;
 }
 
 /*
- * Prove that local fd is the file entry describes and (kcmp) the very
- * open file description the source holds at remote_fd now.  kcmp refused
- * by the kernel (-EPERM, -ENOSYS) leaves *kcmp_ok false, nothing else.
+ * Whether the identity, once fstat and the kind's own key match, names one
+ * open file of the source and no other: an eventfd-id its counter, a
+ * socket inode its socket (a socket has one open file; /proc/PID/fd/N of
+ * it cannot be re-opened), a memfd's inode its memory (re-opened through
+ * /proc it is another open file of the same memory, and the memory is
+ * what a memfd is handed over for).  Not so for a TAP
+ * (every queue of a device is /dev/net/tun with that name), a pipe (both
+ * ends share the inode), a pidfd (one pidfs inode per process), epoll (no
+ * id), vhost-net, or a regular file (opened twice, two open files with
+ * two offsets).
+ */
+static bool identity_pins_the_file(uint32_t kind)
+{
+	switch (kind) {
+	case FDH_KIND_MEMFD:
+	case FDH_KIND_EVENTFD:
+	case FDH_KIND_UNIX_SOCKET:
+	case FDH_KIND_SOCKET:
+	case FDH_KIND_VHOST_USER:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Prove that local fd is the file entry describes and the very open file
+ * description the source holds at remote_fd.
+ *
+ * pidfd_getfd(pidfd, N) is itself that proof: the kernel hands over the
+ * file at N in the fd table of the process the pidfd pins (a pidfd is
+ * never recycled), at the moment of the call.  kcmp(KCMP_FILE) against N
+ * afterwards asks the same question a few microseconds later; it adds
+ * something only where the number could have been re-pointed at another
+ * file with the same identity in between (a source that is not paused
+ * and shuffles its TAP queues), i.e. where the identity does not pin the
+ * file.  Everywhere else a re-pointed number is caught by the identity
+ * itself, whether before or during the pull, so the kcmp is skipped: it
+ * was most of a verified pull's cost (a ptrace check and two fd-table
+ * lookups per fd).  Over the SCM_RIGHTS fallback the source chose what to
+ * send, so every fd is compared with kcmp.
+ *
+ * kcmp refused by the kernel (-EPERM, -ENOSYS) leaves *kcmp_ok false,
+ * nothing else.
  */
 static int verify_one(pid_t self, int fdinfo_dir,
 		      struct fdh_source_info *src, size_t i,
-		      const struct fdh_pull_entry *e, int fd, bool *kcmp_ok)
+		      const struct fdh_pull_entry *e, int fd,
+		      enum fdh_transport transport, bool *kcmp_ok)
 {
 	char why[160];
 	int r;
@@ -146,6 +302,11 @@ static int verify_one(pid_t self, int fdinfo_dir,
 				"entry %zu '%s': fd %d of pid %d is not the file the manifest describes: %s",
 				i, label_of(e), e->remote_fd, src->pid, why);
 
+	if (transport == FDH_TRANSPORT_PIDFD &&
+	    identity_pins_the_file(e->expect.kind)) {
+		*kcmp_ok = true;
+		return 0;
+	}
 	*kcmp_ok = false;
 	r = fdh_sys_kcmp(self, src->pid, KCMP_FILE, (unsigned long)fd,
 			 (unsigned long)e->remote_fd);
@@ -386,7 +547,7 @@ int fdh_pull(struct fdh_source *source, const struct fdh_pull_entry *entries,
 		bool kcmp_ok = false;
 
 		r = verify_one(self, fdinfo_dir, &src, i, &entries[i], fds[i],
-			       &kcmp_ok);
+			       report.transport, &kcmp_ok);
 		FDH_PROBE3(verify, i, r, kcmp_ok);
 		report.n_kcmp_verified += kcmp_ok;
 	}

@@ -256,6 +256,59 @@ TEST_F(pull, refuses_two_entries_that_are_one_open_file)
 	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
 }
 
+/*
+ * Three queues of one TAP where the third is a dup of the first: in fd
+ * order the dup is nobody's neighbour, so a check of neighbours only
+ * passes it.  Every pair of equal identities must be compared.
+ */
+TEST_F(pull, refuses_a_dup_that_is_no_neighbour_in_fd_order)
+{
+	struct fdh_pull_entry e[3];
+	int fds[3] = { -2, -2, -2 };
+
+	ASSERT_EQ(remote(&self->child, &e[0], "net0.q0", "tap " TAP_NAME), 0);
+	ASSERT_EQ(remote(&self->child, &e[1], "net0.q1", "tap " TAP_NAME), 0);
+	/* q0 is the lower number: fd order is q0, q1, q2. */
+	if (e[0].remote_fd > e[1].remote_fd) {
+		struct fdh_pull_entry t = e[0];
+
+		e[0] = e[1];
+		e[1] = t;
+		e[0].label = "net0.q0";
+		e[1].label = "net0.q1";
+	}
+	e[2] = e[0];
+	e[2].label = "net0.q2";
+	e[2].remote_fd = fdsrc_cmd(&self->child, "dup2 %d 300", e[0].remote_fd);
+	ASSERT_EQ(e[2].remote_fd, 300);
+	ASSERT_EQ(fdh_pull(self->src, e, 3, fds, NULL), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "'net0.q0'") &&
+		    strstr(fdh_last_error()->msg, "'net0.q2'") &&
+		    strstr(fdh_last_error()->msg, "same open file"),
+		    "names both entries: %s", fdh_last_error()->msg);
+	EXPECT_EQ(fdh_last_error()->entry, 2);
+	EXPECT_EQ(fds[0], -2, "ret_fds untouched");
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
+/* Many queues of one device, all distinct: every pair is one kcmp sort. */
+TEST_F(pull, accepts_many_distinct_queues_of_one_tap)
+{
+	enum { N = 16 };
+	struct fdh_pull_entry e[N];
+	struct fdh_pull_report report;
+	int fds[N];
+
+	for (int i = 0; i < N; i++)
+		ASSERT_EQ(remote(&self->child, &e[i], "net0", "tap " TAP_NAME), 0);
+	ASSERT_EQ(fdh_pull(self->src, e, N, fds, &report), 0, "%s",
+		  fdh_last_error()->msg);
+	EXPECT_EQ(report.n_kcmp_verified, N);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
 TEST_F(pull, refuses_the_same_number_twice)
 {
 	struct fdh_pull_entry e[2];
