@@ -3,8 +3,8 @@
 
 Each test boots the test guest (TCG) in a network namespace of its own,
 streams 1000 packets/s each way between guest and a peer inside that
-namespace, upgrades the running QEMU with qemu-glue/fdh_upgrade.py (the
-driver of `fd-handover upgrade`), and checks what the issue promises:
+namespace, upgrades the running QEMU with `fd-handover upgrade` ($FDH_CLI,
+the C driver), and checks what the issue promises:
 0 packets lost both ways, the guest never rebooted, the target runs, the
 source exited 0, the target holds exactly the handed-over fds.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -99,17 +100,50 @@ def handover_fds(pid: int) -> list:
             if f["kind"] in ("memfd", "tap", "eventfd")]
 
 
-def target_status(up: dict) -> str:
-    sys.path.insert(0, os.path.dirname(HERE))
+def target_qmp(up: dict, cmd: str, args=None):
     from qmp import QMPClient
     with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
-        return q.execute("query-status")["status"]
+        return q.execute(cmd, args)
 
 
-def upgrade_with_traffic(queues: int, uid=None, cli: str = "") -> None:
+def target_status(up: dict) -> str:
+    return target_qmp(up, "query-status")["status"]
+
+
+def migration_settings(q) -> dict:
+    """What the driver's prepare changes on the source."""
+    caps = {c["capability"]: c["state"]
+            for c in q.execute("query-migrate-capabilities")
+            if c["capability"] in ("x-fd-handover", "return-path", "events")}
+    return {"caps": caps, "mode": q.execute("query-migrate-parameters").get("mode")}
+
+
+def targets_of(workdir: str) -> list:
+    """Pids whose command line names this upgrade's manifest: its target."""
+    mark = os.path.join(workdir, "source.fdhm").encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if mark in f.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def wait_no_target(workdir: str, timeout: float = 10.0) -> list:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and targets_of(workdir):
+        time.sleep(0.05)
+    return targets_of(workdir)
+
+
+def upgrade_with_traffic(queues: int, uid=None) -> None:
     with VM(queues=queues, uid=uid, gid=uid, tag="up%d" % queues) as vm:
         boot(vm)
-        up = ours.upgrade(vm, QEMU, cli=cli)
+        up = ours.upgrade(vm, QEMU)
         rep = traffic_report(vm)
         assert_upgraded(vm, up)
         check(target_status(up) == "running", "target running")
@@ -121,10 +155,7 @@ def upgrade_with_traffic(queues: int, uid=None, cli: str = "") -> None:
 
 @test
 def single_queue_upgrade_loses_no_packet():
-    # Through the operator's command, `fd-handover upgrade`.
-    if not CLI:
-        raise Skip("FDH_CLI (the fd-handover command) not set")
-    upgrade_with_traffic(queues=1, cli=CLI)
+    upgrade_with_traffic(queues=1)
 
 
 @test
@@ -232,6 +263,8 @@ def rollback_when_the_target_may_not_pidfd_getfd():
 def rollback_when_the_target_is_killed_mid_handover():
     with VM(queues=1, tag="rbkill") as vm:
         boot(vm)
+        before = migration_settings(vm.src.qmp())
+        vm.src.close_qmp()
         # The target dies as soon as the migration stream starts to load.
         wrapper = "%s %s --" % (sys.executable,
                                 os.path.join(HERE, "die_on_incoming.py"))
@@ -239,10 +272,117 @@ def rollback_when_the_target_is_killed_mid_handover():
         rep = traffic_report(vm)
         check(not up.get("ok"), "the upgrade fails")
         diag("error: " + up.get("error", "").splitlines()[0])
+        check(not up.get("committed") and up.get("rolled_back"),
+              "rolled back before the commit: %s" % up.get("rolled_back"))
         check(vm.src.alive(), "the source is alive")
         st = vm.src.qmp().execute("query-status")["status"]
         check(st == "running", "the source VM runs again: %s" % st)
+        check(up.get("source_status") == "running",
+              "the report says so: %s" % up.get("source_status"))
+        after = migration_settings(vm.src.qmp())
+        check(after == before, "the source's migration settings are restored: "
+              "%s, were %s" % (after, before))
         assert_no_loss(rep)
+
+
+@test
+def source_started_with_S_then_cont_upgrades_and_the_target_runs():
+    # libvirt starts QEMU with -S and conts it; the target must not keep
+    # the copied -S (the migration's run state decides).
+    with VM(queues=1, tag="dashS") as vm:
+        vm.src = vm.start_qemu(QEMU, "src", extra=["-S"])
+        vm.src.qmp().execute("cont")
+        vm.src.wait_stream(timeout=300)
+        vm.peer = vm.start_peer(max_s=240, window_ms=3000)
+        time.sleep(WARMUP_S)
+        up = ours.upgrade(vm, QEMU)
+        rep = traffic_report(vm)
+        check(up.get("had_S") is True, "the report says -S was dropped")
+        check("-S" not in up.get("target_argv", []), "no -S for the target")
+        check(up.get("committed") is True, "committed")
+        assert_upgraded(vm, up)
+        check(target_status(up) == "running", "target running")
+        assert_no_loss(rep)
+
+
+@test
+def paused_source_stays_paused_on_the_target():
+    with VM(queues=1, tag="paused") as vm:
+        boot(vm)
+        vm.src.qmp().execute("stop")
+        up = ours.upgrade(vm, QEMU)
+        check(up.get("ok"), "upgrade of a paused VM: %s" % up.get("error"))
+        check(up.get("committed") is True, "committed")
+        check(target_status(up) == "paused", "the target is paused as the "
+              "source was")
+        target_qmp(up, "cont")
+        check(target_status(up) == "running", "and runs once cont'ed")
+        traffic_report(vm)
+        check(vm.src.wait(timeout=15) == 0, "the source exited 0")
+
+
+@test
+def sigterm_to_the_driver_before_the_commit_rolls_back():
+    with VM(queues=1, tag="sigterm") as vm:
+        boot(vm)
+        before = migration_settings(vm.src.qmp())
+        vm.src.close_qmp()
+        # The target stops itself as the stream begins: the source's
+        # migration waits for a 'loaded' that never comes (no commit).
+        wrapper = "%s %s --stop --" % (sys.executable,
+                                       os.path.join(HERE, "die_on_incoming.py"))
+        up = ours.upgrade(vm, QEMU, target_wrapper=wrapper, timeout=30,
+                          during=ours.signal_when("migrate.sock", signal.SIGTERM,
+                                                  after_s=0.3))
+        rep = traffic_report(vm)
+        diag("error: " + up.get("error", "").splitlines()[0])
+        check(not up.get("ok") and not up.get("committed"),
+              "not committed: ok %s committed %s" % (up.get("ok"), up.get("committed")))
+        check("SIGTERM" in up.get("error", ""), "the error names the signal")
+        check(up.get("rolled_back"), "the report says it rolled back")
+        check(wait_no_target(up["workdir"]) == [], "the target is gone")
+        check(vm.src.alive(), "the source is alive")
+        st = vm.src.qmp().execute("query-status")["status"]
+        check(st == "running", "the source VM runs: %s" % st)
+        after = migration_settings(vm.src.qmp())
+        check(after == before, "the source's migration settings are restored: "
+              "%s, were %s" % (after, before))
+        assert_no_loss(rep)
+
+
+@test
+def sigkill_of_the_driver_before_loaded_takes_the_target_with_it():
+    with VM(queues=1, tag="sigkill") as vm:
+        boot(vm)
+        # Killed as soon as the target's monitor is up: the target has
+        # pulled the fds but not loaded; PR_SET_PDEATHSIG kills it.
+        up = ours.upgrade(vm, QEMU, timeout=30,
+                          during=ours.signal_when("target-qmp.sock",
+                                                  signal.SIGKILL))
+        rep = traffic_report(vm)
+        check(up.get("driver_rc") == -signal.SIGKILL, "the driver was killed: "
+              "rc %s" % up.get("driver_rc"))
+        check(wait_no_target(up["workdir"]) == [], "no orphaned target")
+        check(vm.src.alive(), "the source is alive")
+        st = vm.src.qmp().execute("query-status")["status"]
+        check(st == "running", "the source VM runs: %s" % st)
+        assert_no_loss(rep)
+
+
+@test
+def dry_run_prints_the_plan_and_starts_nothing():
+    with VM(queues=1, tag="dryrun") as vm:
+        boot(vm)
+        up = ours.upgrade(vm, QEMU, extra=["--dry-run"], mark=False)
+        traffic_report(vm)
+        check(up.get("ok") and up.get("dry_run"), "dry run: %s" % up.get("error"))
+        argv = up.get("target_argv", [])
+        check(argv and argv[0] == QEMU and "-incoming" in argv,
+              "the target's argv: %s" % argv)
+        check("target_pid" not in up and targets_of(up["workdir"]) == [],
+              "no target started")
+        check(vm.src.qmp().execute("query-status")["status"] == "running",
+              "the source runs on")
 
 
 @test
@@ -266,4 +406,5 @@ def stream_manifest_lists_ram_tap_queues_and_vring_state():
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set")]))
+    sys.exit(run(sys.argv, needs=[(QEMU, "FDH_QEMU (patched QEMU) not set"),
+                                  (CLI, "FDH_CLI (the fd-handover command) not set")]))
