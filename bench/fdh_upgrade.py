@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""fd-handover upgrade: replace a running QEMU by a new QEMU binary, locally.
+"""The Python upgrade driver that `fd-handover upgrade` (tools/cmd-upgrade.c)
+replaced, kept only as bench/upgrade's baseline for the driver overhead
+(issue 12, Benchmark).  Not on the product path; not maintained beyond that.
+
+fd-handover upgrade: replace a running QEMU by a new QEMU binary, locally.
 
 The new (target) QEMU pulls guest RAM and TAP queues straight out of the
 running (source) QEMU with pidfd_getfd(), guided by the manifest of the
@@ -44,7 +48,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Its QMP client is the e2e harness's (qemu-glue/e2e/qmp.py); a copy in
+# the same directory (an unprivileged run copies both) comes first.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(_here), "qemu-glue", "e2e"))
+sys.path.insert(0, _here)
 from qmp import QMPClient, QMPConnectionError, QMPError  # noqa: E402
 
 
