@@ -30,7 +30,7 @@ static const struct cli_cmd commands[] = {
 	  "manifest { show FILE|- | verify PID FILE|- | make PID [FD...] [-o FILE] }" },
 	{ "take", cmd_take, "take PID FD[=NEWFD][:NAME]... [--] CMD [ARGS...]" },
 	{ "upgrade", cmd_upgrade,
-	  "upgrade {--qmp SOCKET | --pid PID} --new-qemu PATH [--timeout S]" },
+	  "upgrade {--qmp SOCKET | --pid PID} --new-qemu PATH [--timeout S] [--dry-run] [--keep-source]" },
 	{ "trace", NULL,
 	  "trace [--pid P...] [--tap IFNAME] [--perfetto FILE] [-- CMD...]" },
 	{ "version", cmd_version, "version" },
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 	}
 	c = find_command(argv[optind]);
 	if (!c)
-		return cli_usage("no command '%s' (commands: ls, plan, manifest, take, trace, version, help)",
+		return cli_usage("no command '%s' (commands: ls, plan, manifest, take, upgrade, trace, version, help)",
 				 argv[optind]);
 	return run_command(c, argc - optind, argv + optind);
 }
