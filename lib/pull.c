@@ -358,22 +358,39 @@ static int getfd_error(const struct fdh_source_info *src, size_t i,
 			hint);
 }
 
-/* Wait until sockfd is readable or the fallback's patience runs out. */
-static int wait_readable(int sockfd)
+/*
+ * Wait until sockfd is ready for events or the fallback's patience runs
+ * out; a signal does not restart the clock.
+ */
+static int wait_ready(int sockfd, short events)
 {
-	struct pollfd p = { .fd = sockfd, .events = POLLIN };
+	struct pollfd p = { .fd = sockfd, .events = events };
+	uint64_t deadline = now_ns() + FALLBACK_TIMEOUT_MS * 1000000ull;
 	int r;
 
-	do {
-		r = poll(&p, 1, FALLBACK_TIMEOUT_MS);
-	} while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -ETIMEDOUT : 0;
+	for (;;) {
+		uint64_t now = now_ns();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
 }
 
-/* Receive one reply header with its fds into fds[first..first+n). */
-static int receive_batch(int sockfd, int *fds, size_t n_total,
+/*
+ * Receive the reply for the batch that starts at entry first, its fds
+ * into fds[first..).  Every fd that arrives is ours to close until the
+ * reply is judged well-formed: a refusal carries none, a batch carries
+ * exactly the count it announces, at least one (an empty batch would
+ * never finish the pull), and continues where the last one ended.
+ */
+static int receive_batch(int sockfd, int *fds, size_t n_total, size_t first,
 			 struct fdh_wire_reply *ret_reply)
 {
 	union {
@@ -386,15 +403,18 @@ static int receive_batch(int sockfd, int *fds, size_t n_total,
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
 	};
+	int got_fds[FDH_SCM_BATCH];
 	struct cmsghdr *c;
-	size_t got = 0;
+	size_t got = 0, excess = 0;
 	ssize_t len;
 	int r;
 
-	r = wait_readable(sockfd);
-	if (r < 0)
-		return r;
-	len = recvmsg(sockfd, &msg, MSG_CMSG_CLOEXEC);
+	do {
+		r = wait_ready(sockfd, POLLIN);
+		if (r < 0)
+			return r;
+		len = recvmsg(sockfd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (len < 0 && (errno == EINTR || errno == EAGAIN));
 	if (len < 0)
 		return -errno;
 
@@ -409,49 +429,79 @@ static int receive_batch(int sockfd, int *fds, size_t n_total,
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-			if (len == (ssize_t)sizeof(reply) &&
-			    got < FDH_SCM_BATCH && reply.first + got < n_total &&
-			    fds[reply.first + got] < 0)
-				fds[reply.first + got] = fd;
-			else
+			if (got < FDH_SCM_BATCH) {
+				got_fds[got++] = fd;
+			} else {
 				close(fd);
-			got++;
+				excess++;
+			}
 		}
 	}
 	if (len == 0)
-		return -ECONNRESET;
-	if (len != (ssize_t)sizeof(reply) || reply.magic != FDH_WIRE_MAGIC ||
-	    (msg.msg_flags & MSG_CTRUNC))
-		return -EPROTO;
-	if (reply.status == 0 &&
-	    (got != reply.n || reply.first > n_total ||
-	     reply.n > n_total - reply.first))
-		return -EPROTO;
+		r = -ECONNRESET;
+	else if (len != (ssize_t)sizeof(reply) ||
+		 reply.magic != FDH_WIRE_MAGIC ||
+		 (msg.msg_flags & MSG_CTRUNC) || excess)
+		r = -EPROTO;
+	else if (reply.status < 0)
+		/* A refusal: an errno, and nothing attached. */
+		r = reply.status > -4096 && reply.n == 0 && got == 0 ?
+		    0 : -EPROTO;
+	else if (reply.status > 0 || reply.first != first ||
+		 reply.n == 0 || reply.n > FDH_SCM_BATCH ||
+		 reply.n > n_total - first || got != reply.n)
+		r = -EPROTO;
+	if (r < 0 || reply.status < 0) {
+		for (size_t j = 0; j < got; j++)
+			close(got_fds[j]);
+		if (r < 0)
+			return r;
+	} else {
+		memcpy(fds + first, got_fds, got * sizeof(int));
+	}
 	*ret_reply = reply;
 	return 0;
 }
 
+/* The request in one buffer, sent whole: a signal or a short write
+ * continues where it stopped. */
 static int send_request(int sockfd, const struct fdh_pull_entry *entries,
 			size_t n)
 {
 	struct fdh_wire_request req = { FDH_WIRE_MAGIC, (uint32_t)n };
-	int32_t *numbers;
-	struct iovec iov[2];
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-	ssize_t len;
+	size_t size = sizeof(req) + n * sizeof(int32_t), done = 0;
+	char *buf;
+	int r = 0;
 
-	numbers = malloc(n * sizeof(*numbers));
-	if (!numbers)
+	buf = malloc(size);
+	if (!buf)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		numbers[i] = entries[i].remote_fd;
-	iov[0] = (struct iovec){ &req, sizeof(req) };
-	iov[1] = (struct iovec){ numbers, n * sizeof(*numbers) };
-	len = sendmsg(sockfd, &msg, MSG_NOSIGNAL);
-	free(numbers);
-	if (len < 0)
-		return -errno;
-	return len == (ssize_t)(sizeof(req) + n * sizeof(int32_t)) ? 0 : -EPROTO;
+	memcpy(buf, &req, sizeof(req));
+	for (size_t i = 0; i < n; i++) {
+		int32_t fd = entries[i].remote_fd;
+
+		memcpy(buf + sizeof(req) + i * sizeof(fd), &fd, sizeof(fd));
+	}
+	while (done < size) {
+		ssize_t len = send(sockfd, buf + done, size - done,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (len >= 0) {
+			done += (size_t)len;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			r = -errno;
+			break;
+		}
+		r = wait_ready(sockfd, POLLOUT);
+		if (r < 0)
+			break;
+	}
+	free(buf);
+	return r;
 }
 
 /* The source's cooperation: it sends the same set over SCM_RIGHTS. */
@@ -468,12 +518,13 @@ static int pull_scm_rights(const struct fdh_source_info *src,
 		return fdh_fail(r, -1, "SCM_RIGHTS fallback: request to pid %d: %s",
 				src->pid, strerror(-r));
 	while (done < n) {
-		r = receive_batch(src->sockfd, fds, n, &reply);
+		r = receive_batch(src->sockfd, fds, n, done, &reply);
 		if (r < 0)
 			return fdh_fail(r, -1,
 					"SCM_RIGHTS fallback: reply from pid %d: %s%s",
 					src->pid, strerror(-r),
-					r == -ETIMEDOUT ? " (is the source serving its cooperation socket?)" : "");
+					r == -ETIMEDOUT ? " (is the source serving its cooperation socket?)" :
+					r == -EPROTO ? " (a malformed reply: wrong size or magic, a batch out of order, empty or with another number of fds than it announces, or a refusal with fds attached)" : "");
 		if (reply.status < 0) {
 			size_t i = reply.first < n ? reply.first : 0;
 

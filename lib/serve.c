@@ -9,23 +9,76 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "fdh-internal.h"
 
-/* Read exactly size bytes; 0 on an orderly end before the first byte. */
-static ssize_t read_full(int fd, void *buf, size_t size)
+/* How long a begun request may take to arrive, and a reply to be taken. */
+#define SERVE_TIMEOUT_MS 5000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait for events on fd until deadline (ms of CLOCK_MONOTONIC), or for
+ * ever if deadline is 0.  Signals neither end nor restart the wait.
+ */
+static int wait_until(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	for (;;) {
+		int timeout = -1;
+
+		if (deadline) {
+			uint64_t now = now_ms();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			timeout = (int)(deadline - now);
+		}
+		r = poll(&p, 1, timeout);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * Read exactly size bytes; 0 on an orderly end before the first byte.
+ * Until a request begins (begun false, nothing read yet) wait as long as
+ * it takes; from then on it must be complete by *deadline, which the
+ * first byte sets.  Works on blocking and non-blocking sockets alike.
+ */
+static ssize_t read_full(int fd, void *buf, size_t size, uint64_t *deadline)
 {
 	size_t done = 0;
 
 	while (done < size) {
-		ssize_t n = read(fd, (char *)buf + done, size - done);
+		ssize_t n;
+		int r;
 
-		if (n < 0 && errno == EINTR)
+		r = wait_until(fd, POLLIN, *deadline);
+		if (r < 0)
+			return r;
+		n = recv(fd, (char *)buf + done, size - done, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return done == 0 ? 0 : -EPROTO;
+			return done == 0 && !*deadline ? 0 : -EPROTO;
+		if (!*deadline)
+			*deadline = now_ms() + SERVE_TIMEOUT_MS;
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
@@ -41,6 +94,7 @@ static int send_reply(int sockfd, int32_t status, uint32_t first,
 	struct fdh_wire_reply reply = { FDH_WIRE_MAGIC, status, first, n };
 	struct iovec iov = { &reply, sizeof(reply) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	uint64_t deadline = now_ms() + SERVE_TIMEOUT_MS;
 	ssize_t len;
 
 	if (n) {
@@ -54,7 +108,19 @@ static int send_reply(int sockfd, int32_t status, uint32_t first,
 		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
 	}
-	len = sendmsg(sockfd, &msg, MSG_NOSIGNAL);
+	/* A puller that stops reading must not hold the source for ever. */
+	for (;;) {
+		int r;
+
+		len = sendmsg(sockfd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (len >= 0 || (errno != EINTR && errno != EAGAIN))
+			break;
+		if (errno == EAGAIN) {
+			r = wait_until(sockfd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+		}
+	}
 	if (len < 0)
 		return -errno;
 	return len == (ssize_t)sizeof(reply) ? 0 : -EPROTO;
@@ -73,15 +139,17 @@ static bool allowed_fd(int fd, const int *allowed, size_t n_allowed)
 int fdh_serve_one(int sockfd, const int *allowed, size_t n_allowed)
 {
 	struct fdh_wire_request req;
+	uint64_t deadline = 0;		/* none until a request begins */
 	int32_t *numbers = NULL;
 	ssize_t len;
 	int r = 0;
 
-	len = read_full(sockfd, &req, sizeof(req));
+	len = read_full(sockfd, &req, sizeof(req), &deadline);
 	if (len <= 0)
 		return len == 0 ? 0 : fdh_fail((int)len, -1,
-					       "reading a fallback request: %s",
-					       strerror((int)-len));
+					       "reading a fallback request: %s%s",
+					       strerror((int)-len),
+					       len == -ETIMEDOUT ? " (the puller began a request and stopped)" : "");
 	if (req.magic != FDH_WIRE_MAGIC || req.n == 0 || req.n > FDH_PULL_MAX)
 		return fdh_fail(-EPROTO, -1,
 				"bad fallback request (magic %#x, %u fds)",
@@ -89,10 +157,15 @@ int fdh_serve_one(int sockfd, const int *allowed, size_t n_allowed)
 	numbers = malloc(req.n * sizeof(*numbers));
 	if (!numbers)
 		return fdh_fail(-ENOMEM, -1, "out of memory");
-	len = read_full(sockfd, numbers, req.n * sizeof(*numbers));
+	len = read_full(sockfd, numbers, req.n * sizeof(*numbers), &deadline);
 	if (len != (ssize_t)(req.n * sizeof(*numbers))) {
 		free(numbers);
-		return fdh_fail(-EPROTO, -1, "truncated fallback request");
+		if (len == -ETIMEDOUT)
+			return fdh_fail(-ETIMEDOUT, -1,
+					"fallback request: %u fd numbers announced, not all sent within %d ms",
+					req.n, SERVE_TIMEOUT_MS);
+		return fdh_fail(len < 0 && len != -EPROTO ? (int)len : -EPROTO, -1,
+				"truncated fallback request");
 	}
 
 	/* Refuse the whole set before sending any of it. */

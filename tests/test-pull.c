@@ -11,7 +11,10 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdh-internal.h"
@@ -537,6 +540,300 @@ TEST(eperm_without_a_cooperation_socket_is_a_clear_error)
 		    "%s", fdh_last_error()->msg);
 	fdh_source_free(src);
 	fdsrc_stop(&child);
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * A source that answers the fallback with crafted replies: the puller
+ * must judge each reply before it trusts it, and never wait for ever.
+ * The source here is this process (its own fds are the remote ones); a
+ * forked child holds the other end of the cooperation socket and plays
+ * the source's fdh_serve_one().
+ */
+struct crafted_reply {
+	int32_t status;
+	uint32_t first, n;
+	unsigned int n_fds;	/* fds really attached (copies of fd) */
+};
+
+static void read_request(int sock)
+{
+	char buf[4096];
+
+	/* A request of at most a few entries arrives in one read. */
+	while (read(sock, buf, sizeof(buf)) < 0 && errno == EINTR)
+		;
+}
+
+static void send_crafted(int sock, const struct crafted_reply *c, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} control;
+	struct fdh_wire_reply reply = { FDH_WIRE_MAGIC, c->status, c->first, c->n };
+	struct iovec iov = { &reply, sizeof(reply) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[4] = { fd, fd, fd, fd };
+
+	if (c->n_fds) {
+		struct cmsghdr *cm;
+
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * c->n_fds);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * c->n_fds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * c->n_fds);
+	}
+	sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+/*
+ * Pull n entries (copies of one memfd of ours, fd numbers fd_base + i
+ * after dup2) through the fallback while a child sends replies[] for
+ * rounds rounds.  Returns fdh_pull()'s result; nothing may leak.
+ */
+static void pull_crafted(struct th_meta *_meta,
+			 const struct crafted_reply *replies,
+			 size_t n_replies, unsigned int rounds, size_t n,
+			 int *ret)
+{
+	struct fdh_pull_entry e[4];
+	struct fdh_source *src;
+	int sv[2], fds[4] = { -2, -2, -2, -2 }, memfd, before, r;
+	pid_t server;
+
+	memfd = memfd_create("crafted", MFD_CLOEXEC);
+	ASSERT_GE(memfd, 0);
+	for (size_t i = 0; i < n; i++) {
+		int fd = fcntl(memfd, F_DUPFD_CLOEXEC, 100);
+
+		/* Distinct numbers, one file: only the transport is tested. */
+		e[i] = (struct fdh_pull_entry){ .remote_fd = fd, .label = "m" };
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(fdh_identity_of_fd(fd, &e[i].expect), 0);
+	}
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	server = fork();
+	if (server == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[0]);
+		read_request(sv[1]);
+		for (unsigned int k = 0; k < rounds; k++)
+			for (size_t i = 0; i < n_replies; i++)
+				send_crafted(sv[1], &replies[i], memfd);
+		pause();
+		_exit(0);
+	}
+	close(sv[1]);
+	ASSERT_GE(server, 0);
+	ASSERT_EQ(fdh_source_open_pid(getpid(), 0, &src), 0);
+	ASSERT_EQ(fdh_source_set_socket(src, sv[0]), 0);
+	ASSERT_EQ(fdsrc_deny_syscall("pidfd_getfd", EPERM), 0);
+	before = fdsrc_count_own_fds();
+	r = fdh_pull(src, e, n, fds, NULL);
+	EXPECT_EQ(fdsrc_count_own_fds(), before, "every received fd closed");
+	EXPECT_EQ(fds[0], -2, "ret_fds untouched");
+	fdh_source_free(src);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	*ret = r;
+}
+
+TEST_TIMEOUT(empty_batches_are_malformed_not_waited_on, 20)
+{
+	/* Before: the pull took them, waited for more, and timed out
+	 * (fed for ever, it never ended). */
+	static const struct crafted_reply empty = { 0, 0, 0, 0 };
+	struct timespec t0, t1;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pull_crafted(_meta, &empty, 1, 50, 2, &r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	EXPECT_EQ(r, -EPROTO, "%s", fdh_last_error()->msg);
+	EXPECT_LT(t1.tv_sec - t0.tv_sec, 2, "refused at once, not timed out");
+}
+
+TEST(a_refusal_with_fds_attached_is_malformed)
+{
+	static const struct crafted_reply refusal = { -EBADF, 0, 0, 1 };
+	int r;
+
+	pull_crafted(_meta, &refusal, 1, 1, 2, &r);
+	EXPECT_EQ(r, -EPROTO, "%s", fdh_last_error()->msg);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "malformed") != NULL,
+		    "%s", fdh_last_error()->msg);
+}
+
+TEST(a_refusal_that_announces_fds_is_malformed)
+{
+	static const struct crafted_reply refusal = { -EBADF, 0, 2, 0 };
+	int r;
+
+	pull_crafted(_meta, &refusal, 1, 1, 2, &r);
+	EXPECT_EQ(r, -EPROTO, "%s", fdh_last_error()->msg);
+}
+
+TEST(a_batch_out_of_order_is_malformed)
+{
+	/* Entry 0 twice, entry 1 never. */
+	static const struct crafted_reply twice[] = {
+		{ 0, 0, 1, 1 }, { 0, 0, 1, 1 },
+	};
+	int r;
+
+	pull_crafted(_meta, twice, 2, 1, 2, &r);
+	EXPECT_EQ(r, -EPROTO, "%s", fdh_last_error()->msg);
+}
+
+TEST(a_batch_past_the_request_is_malformed)
+{
+	static const struct crafted_reply past = { 0, 1, 2, 2 };
+	int r;
+
+	pull_crafted(_meta, &past, 1, 1, 2, &r);
+	EXPECT_EQ(r, -EPROTO, "%s", fdh_last_error()->msg);
+}
+
+TEST(batches_in_order_are_taken)
+{
+	static const struct crafted_reply ok[] = {
+		{ 0, 0, 1, 1 }, { 0, 1, 2, 2 },
+	};
+	int r;
+
+	/* The fds are one memfd under three numbers: the pull gets them all,
+	 * then refuses them as one open file — after the transport. */
+	pull_crafted(_meta, ok, 2, 1, 3, &r);
+	EXPECT_EQ(r, -EINVAL, "%s", fdh_last_error()->msg);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "same open file") != NULL,
+		    "%s", fdh_last_error()->msg);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A signal while the request is still being written (the source reads it
+ * late) and while waiting for the reply: the pull carries on.  Before, an
+ * interrupted sendmsg() ended the pull with -EPROTO (a short write) or
+ * -EINTR.
+ */
+TEST(a_signal_does_not_break_the_request_or_the_wait)
+{
+	enum { N = 4096 };
+	static struct fdh_pull_entry e[N];
+	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
+	struct fdh_source *src;
+	int sv[2], memfd, sndbuf = 4096, fds[1], r;
+	pid_t server, self = getpid();
+
+	ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+	memfd = memfd_create("m", MFD_CLOEXEC);
+	ASSERT_GE(memfd, 0);
+	e[0] = (struct fdh_pull_entry){ .remote_fd = memfd };
+	ASSERT_EQ(fdh_identity_of_fd(memfd, &e[0].expect), 0);
+	for (int i = 1; i < N; i++)
+		e[i] = e[0];	/* a 16 KiB request; refused before the check */
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf,
+			     sizeof(sndbuf)), 0);
+	server = fork();
+	ASSERT_GE(server, 0);
+	if (server == 0) {
+		struct timespec t = { 0, 100 * 1000 * 1000 };
+		static char buf[8 + 4 * N];
+		size_t done = 0;
+		struct crafted_reply refusal = { -EPERM, 0, 0, 0 };
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[0]);
+		nanosleep(&t, NULL);
+		kill(self, SIGUSR1);	/* the puller is blocked writing */
+		nanosleep(&t, NULL);
+		while (done < sizeof(buf)) {
+			ssize_t n = read(sv[1], buf + done, sizeof(buf) - done);
+
+			if (n <= 0)
+				_exit(1);
+			done += (size_t)n;
+		}
+		nanosleep(&t, NULL);
+		kill(self, SIGUSR1);	/* the puller waits for the reply */
+		nanosleep(&t, NULL);
+		send_crafted(sv[1], &refusal, -1);
+		pause();
+		_exit(0);
+	}
+	close(sv[1]);
+	ASSERT_EQ(fdh_source_open_pid(getpid(), 0, &src), 0);
+	ASSERT_EQ(fdh_source_set_socket(src, sv[0]), 0);
+	ASSERT_EQ(fdsrc_deny_syscall("pidfd_getfd", EPERM), 0);
+	r = fdh_pull(src, e, N, fds, NULL);
+	EXPECT_EQ(r, -EPERM, "the source's refusal, not a broken request: %s",
+		  fdh_last_error()->msg);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "refused") != NULL, "%s",
+		    fdh_last_error()->msg);
+	fdh_source_free(src);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+}
+
+/* fdh_serve_one(): a request that begins must end, in 5 s. */
+TEST_TIMEOUT(serve_gives_up_on_a_request_that_stops_half_way, 20)
+{
+	struct fdh_wire_request req = { FDH_WIRE_MAGIC, 2 };
+	struct timespec t0, t1;
+	int sv[2], memfd = memfd_create("m", MFD_CLOEXEC);
+
+	ASSERT_GE(memfd, 0);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	/* The header and one of the two numbers announced, then nothing. */
+	ASSERT_EQ(write(sv[0], &req, sizeof(req)), (ssize_t)sizeof(req));
+	ASSERT_EQ(write(sv[0], &memfd, sizeof(memfd)), (ssize_t)sizeof(memfd));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(fdh_serve_one(sv[1], NULL, 0), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "not all sent") != NULL,
+		    "%s", fdh_last_error()->msg);
+	EXPECT_GE(t1.tv_sec - t0.tv_sec, 4);
+	EXPECT_LE(t1.tv_sec - t0.tv_sec, 7);
+}
+
+TEST(serve_answers_on_a_non_blocking_socket)
+{
+	struct fdh_wire_request req = { FDH_WIRE_MAGIC, 1 };
+	struct fdh_wire_reply reply;
+	int sv[2], memfd = memfd_create("m", MFD_CLOEXEC);
+	pid_t client;
+
+	ASSERT_GE(memfd, 0);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+			     SOCK_NONBLOCK, 0, sv), 0);
+	client = fork();
+	ASSERT_GE(client, 0);
+	if (client == 0) {
+		struct timespec t = { 0, 50 * 1000 * 1000 };
+
+		/* Late, in two pieces: the server must wait, not fail EAGAIN. */
+		nanosleep(&t, NULL);
+		if (write(sv[0], &req, sizeof(req)) != sizeof(req))
+			_exit(1);
+		nanosleep(&t, NULL);
+		if (write(sv[0], &memfd, sizeof(memfd)) != sizeof(memfd))
+			_exit(1);
+		_exit(0);
+	}
+	EXPECT_EQ(fdh_serve_one(sv[1], NULL, 0), 1, "%s", fdh_last_error()->msg);
+	waitpid(client, NULL, 0);
+	ASSERT_EQ(recv(sv[0], &reply, sizeof(reply), 0), (ssize_t)sizeof(reply));
+	EXPECT_EQ(reply.status, 0);
+	EXPECT_EQ(reply.n, 1);
 }
 
 TEST_HARNESS_MAIN
