@@ -328,6 +328,7 @@ def drops_line(rep: dict) -> str:
 def drops_verdict(rep: dict) -> str:
     """Where the lost datagrams died, as far as the counters tell."""
     g2h, h2g = rep.get("guest_to_host", {}), rep.get("host_to_guest", {})
+    no_guest = not rep.get("guest_drops")
     gd = (rep.get("guest_drops") or {}).get("delta") or {}
     hd = (rep.get("host_drops") or {}).get("delta") or {}
     lost_h2g = h2g.get("lost_to_guest")
@@ -354,9 +355,12 @@ def drops_verdict(rep: dict) -> str:
             where.append("%d in the TAP's queue (QEMU did not read it)" % (
                 hd.get("tap_tx_dropped", 0) + hd.get("qdisc_drops", 0)))
         counted = sum(int(w.split()[0]) for w in where)
-        if counted < lost_h2g:
-            where.append("%d not counted by the guest or the TAP (QEMU's receive path, "
-                         "or guest counters missing)" % (lost_h2g - counted))
+        if counted < lost_h2g and no_guest:
+            where.append("%d unknown: the guest sent no drop counters (it did not answer "
+                         "the peer's last STATQ)" % (lost_h2g - counted))
+        elif counted < lost_h2g:
+            where.append("%d counted by neither the guest nor the TAP (QEMU's receive "
+                         "path)" % (lost_h2g - counted))
         parts.append("h>g %d lost: %s" % (lost_h2g, "; ".join(where)))
     if lost_g2h:
         where = []
