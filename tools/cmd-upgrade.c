@@ -1089,8 +1089,12 @@ static bool rollback(struct upgrade *u)
 	g_autoptr(JsonNode) st = NULL;
 	const char *status = NULL;
 
-	/* Bounded by each command's timeout, not by the signal. */
-	reset_abort(u);
+	/* Bounded by each command's timeout, not cut short by a signal or
+	 * by the target's exit (the kill below makes one). */
+	if (u->src)
+		qmp_set_abort(u->src, NULL);
+	if (u->dst)
+		qmp_set_abort(u->dst, NULL);
 	if (u->migrate_sent && u->src && !u->src_closed) {
 		if (!source_final(u)) {
 			qmp_execute(u->src, "migrate_cancel", NULL, NULL,

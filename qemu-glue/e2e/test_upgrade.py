@@ -336,6 +336,8 @@ def sigterm_to_the_driver_before_the_commit_rolls_back():
                                                   after_s=0.3))
         rep = traffic_report(vm)
         diag("error: " + up.get("error", "").splitlines()[0])
+        if up.get("driver_stderr"):
+            diag("driver stderr: " + up["driver_stderr"][-1500:])
         check(not up.get("ok") and not up.get("committed"),
               "not committed: ok %s committed %s" % (up.get("ok"), up.get("committed")))
         check("SIGTERM" in up.get("error", ""), "the error names the signal")
