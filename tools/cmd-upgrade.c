@@ -289,10 +289,11 @@ static int64_t member_int(JsonNode *n, const char *key, int64_t dflt)
 }
 
 /* A new file of ours only: never through a link, never over another. */
-static int write_new_file(const char *path, const void *buf, size_t len)
+static int write_new_file(const char *path, const void *buf, size_t len,
+			  mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		      0600);
+		      mode);
 	const char *p = buf;
 	int r = 0;
 
@@ -596,8 +597,10 @@ static int phase_source(struct upgrade *u, GString *detail)
 
 static int phase_manifest(struct upgrade *u, GString *detail)
 {
+	/* Readable by a target that a --target-wrapper runs as another uid;
+	 * the work directory's own mode says who may reach it. */
 	int r = write_new_file(u->manifest_path, u->manifest_buf,
-			       u->manifest_len);
+			       u->manifest_len, 0644);
 
 	if (r < 0)
 		return fail(u, r, "writing %s: %s", u->manifest_path,
@@ -994,7 +997,7 @@ static void write_pidfile(struct upgrade *u)
 	int r;
 
 	unlink(tmp);
-	r = write_new_file(tmp, text, strlen(text));
+	r = write_new_file(tmp, text, strlen(text), 0644);
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -1059,7 +1062,7 @@ static int phase_manifest_in(struct upgrade *u, GString *detail)
 	if (!b64)
 		return fail(u, -ENOENT, "the target has no manifest from the stream");
 	raw = g_base64_decode(b64, &len);
-	if ((r = write_new_file(path, raw, len)) < 0)
+	if ((r = write_new_file(path, raw, len, 0600)) < 0)
 		return fail(u, r, "writing %s: %s", path, strerror(-r));
 	u->stream_manifest = g_steal_pointer(&path);
 	g_string_assign(detail, u->stream_manifest);

@@ -64,12 +64,15 @@ def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
             target_wrapper: str = "", timeout: float = 60.0,
             mark: bool = True, keep_source: bool = False,
             driver: str = "c", extra: Optional[list[str]] = None,
+            workdir_uid: Optional[int] = None,
             during: Optional[Callable[[subprocess.Popen, str], None]] = None
             ) -> dict:
     """Upgrade vm.src to new_qemu.  uid: run the driver (and so the target)
     as this uid; default the VM's.  keep_source: leave the source alive
     after the switch (fence tests).  driver: "c" (`fd-handover upgrade`)
     or "python" (the old driver, bench only).  extra: more arguments.
+    workdir_uid: owner of the workdir when not the driver's uid (a target
+    that a wrapper runs as another uid creates its monitor socket there).
     during(proc, workdir): called once the driver runs (to signal it).
     Returns the report; report["ok"] says whether it succeeded ("error"
     says why when not)."""
@@ -80,8 +83,9 @@ def upgrade(vm: VM, new_qemu: str, *, uid: Optional[int] = None,
     run_uid = vm.uid if uid is None else uid
     # Private to whoever runs the driver (issue 13: never world-writable).
     os.makedirs(workdir, mode=0o700)
-    if run_uid is not None:
-        os.chown(workdir, run_uid, run_uid)
+    owner = workdir_uid if workdir_uid is not None else run_uid
+    if owner is not None:
+        os.chown(workdir, owner, owner)
     argv = _runnable_by(run_uid, workdir, driver) + [
         "upgrade" if driver == "c" else "",
         "--qmp", vm.path(vm.src.name + ".qmp"), "--new-qemu", new_qemu,

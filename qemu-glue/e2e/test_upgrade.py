@@ -176,7 +176,7 @@ def target_of_another_uid_is_refused_and_the_source_keeps_running():
         # The driver may use the source's monitor; the target runs as
         # another uid and so has no ptrace permission over the source.
         other = NOBODY - 1
-        up = ours.upgrade(vm, QEMU, uid=0, target_wrapper=(
+        up = ours.upgrade(vm, QEMU, uid=0, workdir_uid=other, target_wrapper=(
             "setpriv --reuid=%d --regid=%d --clear-groups --" % (other, other)))
         rep = traffic_report(vm)
         check(not up.get("ok"), "the upgrade is refused")
