@@ -25,7 +25,8 @@ env_file=$(mktemp)
 # one any local user can point somewhere else first.
 setup_log=$(mktemp -t fd-handover-setup.XXXXXX.log)
 trap 'rm -f "$env_file"' EXIT
-if ! scripts/qemu-setup.sh >"$env_file" 2>"$setup_log"; then
+if ! scripts/with-progress.sh "$setup_log" "QEMU and guest" \
+	scripts/qemu-setup.sh >"$env_file"; then
 	tail -n 30 "$setup_log"
 	echo "demo.sh: setup failed; full log in $setup_log" >&2
 	exit 1

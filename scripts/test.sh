@@ -65,7 +65,8 @@ fi
 # clone (qemu-glue/build.sh, qemu-glue/guest/build.sh).
 if [ "${FDH_E2E:-1}" != 0 ]; then
 	echo "== e2e: patched QEMU and test guest (cache: ${FDH_CACHE:-/var/cache/fd-handover})"
-	if scripts/qemu-setup.sh >"$results/qemu-setup.env" 2>"$results/qemu-setup.log"; then
+	if scripts/with-progress.sh "$results/qemu-setup.log" "QEMU and guest" \
+		scripts/qemu-setup.sh >"$results/qemu-setup.env"; then
 		while IFS='=' read -r key value; do
 			[[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] && export "$key=$value"
 		done <"$results/qemu-setup.env"
