@@ -345,6 +345,11 @@ static const char *errno_name(int err)
 	case EFBIG: return "EFBIG";
 	case EEXIST: return "EEXIST";
 	case EIO: return "EIO";
+	case EINTR: return "EINTR";
+	case EPIPE: return "EPIPE";
+	case ENOEXEC: return "ENOEXEC";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case ECONNREFUSED: return "ECONNREFUSED";
 	}
 	return "EOTHER";
 }

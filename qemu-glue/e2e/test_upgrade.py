@@ -176,6 +176,9 @@ def target_of_another_uid_is_refused_and_the_source_keeps_running():
         # The driver may use the source's monitor; the target runs as
         # another uid and so has no ptrace permission over the source.
         other = NOBODY - 1
+        # That uid must reach the upgrade's workdir (its own) inside the
+        # VM's private one, to get as far as the pull.
+        os.chmod(vm.workdir, 0o711)
         up = ours.upgrade(vm, QEMU, uid=0, workdir_uid=other, target_wrapper=(
             "setpriv --reuid=%d --regid=%d --clear-groups --" % (other, other)))
         rep = traffic_report(vm)
