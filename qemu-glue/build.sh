@@ -70,7 +70,9 @@ CONFIGURE_LINE="./configure $(printf '%q ' "${CONFIGURE_ARGS[@]}")"
 CONFIGURE_LINE="${CONFIGURE_LINE% }"
 
 # Ninja targets: output paths of the executables we want (resolved after configure).
-WANTED_BINARIES=(qemu-system-x86_64 qemu-storage-daemon qemu-img vhost-user-bridge vhost-user-blk)
+# migration-test: QEMU's own migration suite, run against our build as a peer suite.
+WANTED_BINARIES=(qemu-system-x86_64 qemu-storage-daemon qemu-img vhost-user-bridge vhost-user-blk
+  migration-test)
 
 # ---------------------------------------------------------------------------------------------
 # KEY = sha256(build.sh + patches in sorted order + configure line [+ hooks]), 16 hex.
