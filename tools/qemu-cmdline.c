@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <glib.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,12 @@ static const char *const no_arg_options[] = {
 	"no-user-config", "enable-sync-profile", "perfmap", "jitdump",
 };
 
+/*
+ * Whether option name takes the next word as its value.  Unknown options
+ * are assumed to take one, as all but the few above do: a value that
+ * starts with '-' (an -append of "-S", say) is then never mistaken for
+ * an option.
+ */
 static bool takes_arg(const char *name)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(no_arg_options); i++)
@@ -407,22 +414,39 @@ static bool takes_arg(const char *name)
 	return true;
 }
 
+/* One word of the source's argv: an option and its value, or a positional. */
+struct word {
+	const char *arg;	/* as written: "-netdev", "--netdev", "disk.img" */
+	const char *name;	/* "netdev"; NULL for a positional argument */
+	const char *val;	/* NULL: none */
+};
+
 /* The rewriter's state: the target's argv and what it collects. */
 struct rewrite {
 	const struct qemu_target_spec *spec;
+	struct word *words;
+	size_t n_words;
 	GPtrArray *argv;
 	GArray *fds;
 	GPtrArray *notes;
+	GHashTable *dropped_chardevs;	/* monitors dropped with their -mon */
 	char *pidfile;
 	bool had_S;
 	char *error;
+	unsigned int n_new;		/* ids of chardevs we create */
 };
 
-static void out2(struct rewrite *w, const char *opt, const char *val)
+static void emit(struct rewrite *w, const char *opt, const char *val)
 {
 	g_ptr_array_add(w->argv, g_strdup(opt));
 	if (val)
 		g_ptr_array_add(w->argv, g_strdup(val));
+}
+
+static void emit_take(struct rewrite *w, const char *opt, char *val)
+{
+	g_ptr_array_add(w->argv, g_strdup(opt));
+	g_ptr_array_add(w->argv, val);
 }
 
 static void G_GNUC_PRINTF(2, 3) note(struct rewrite *w, const char *fmt, ...)
@@ -434,56 +458,499 @@ static void G_GNUC_PRINTF(2, 3) note(struct rewrite *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* -object x-fd-handover,... or {"qom-type": "x-fd-handover", ...} */
-static bool is_handover_object(const char *val)
+static bool G_GNUC_PRINTF(2, 3) refuse(struct rewrite *w, const char *fmt, ...)
 {
-	struct qemu_opt o = { 0 };
+	va_list ap;
 
+	va_start(ap, fmt);
+	g_free(w->error);
+	w->error = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static void inherit(struct rewrite *w, int fd)
+{
+	for (guint i = 0; i < w->fds->len; i++)
+		if (g_array_index(w->fds, int, i) == fd)
+			return;
+	g_array_append_val(w->fds, fd);
+}
+
+/* The source's listening socket bound to path, or -1. */
+static int listener_fd(const struct rewrite *w, const char *path)
+{
+	for (size_t i = 0; i < w->spec->n_listeners; i++)
+		if (strcmp(w->spec->listeners[i].path, path) == 0)
+			return w->spec->listeners[i].fd;
+	return -1;
+}
+
+/* A file of the target's own in the workdir: "target-" + the source's name. */
+static char *workdir_file(const struct rewrite *w, const char *src_path)
+{
+	g_autofree char *base = g_path_get_basename(src_path);
+	g_autofree char *name = g_strconcat("target-", base, NULL);
+
+	return g_build_filename(w->spec->workdir, name, NULL);
+}
+
+/* The option's id, type, fds and vhost flags, keyval or JSON. */
+static void read_opt(struct qemu_opt *o, const char *val)
+{
+	memset(o, 0, sizeof(*o));
 	if (val[0] == '{')
-		parse_json(&o, val);
+		parse_json(o, val);
 	else
-		parse_keyval(&o, val);
-	return strcmp(o.type, "x-fd-handover") == 0;
+		parse_keyval(o, val);
+}
+
+/* -chardev socket: "server=on" or the legacy bare "server". */
+static bool kv_flag(const struct qemu_keyval *kv, const char *key)
+{
+	const char *v = qemu_keyval_get(kv, key);
+
+	for (size_t i = 1; i < kv->n; i++)
+		if (!kv->items[i].key && strcmp(kv->items[i].val, key) == 0)
+			return true;
+	return v && parse_bool(v);
+}
+
+/* Removes the legacy bare items "server", "nowait", "wait" (set as keys). */
+static void kv_drop_bare(struct qemu_keyval *kv, const char *bare)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < kv->n; i++) {
+		if (i > 0 && !kv->items[i].key && strcmp(kv->items[i].val, bare) == 0) {
+			g_free(kv->items[i].val);
+			continue;
+		}
+		kv->items[j++] = kv->items[i];
+	}
+	kv->n = j;
+}
+
+/* Is chardev id a monitor's (-mon chardev=ID, -qmp/-monitor chardev:ID)? */
+static bool is_monitor_chardev(const struct rewrite *w, const char *id)
+{
+	for (size_t i = 0; i < w->n_words; i++) {
+		const struct word *x = &w->words[i];
+		const char *p;
+
+		if (!x->name || !x->val)
+			continue;
+		if (strcmp(x->name, "mon") == 0) {
+			struct qemu_keyval kv;
+			bool hit;
+
+			qemu_keyval_parse(x->val, &kv);
+			p = qemu_keyval_get(&kv, "chardev");
+			/* "-mon ID": the implied key is chardev. */
+			if (!p && kv.n && !kv.items[0].key)
+				p = kv.items[0].val;
+			hit = p && strcmp(p, id) == 0;
+			qemu_keyval_free(&kv);
+			if (hit)
+				return true;
+		} else if ((strcmp(x->name, "qmp") == 0 ||
+			    strcmp(x->name, "qmp-pretty") == 0 ||
+			    strcmp(x->name, "monitor") == 0) &&
+			   g_str_has_prefix(x->val, "chardev:") &&
+			   strcmp(x->val + 8, id) == 0) {
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
- * One option of the source (val NULL for options without argument).
- * Returns false when it is refused (w->error set).
+ * A listening socket chardev (kv already parsed, backend socket):
+ * fd=N stays N; path=P becomes fd=N of the source's listener on P.
+ * Returns false when refused or (*drop) when dropped.
  */
-static bool rewrite_one(struct rewrite *w, const char *arg, const char *name,
-			const char *val)
+static bool rewrite_listener(struct rewrite *w, const char *what,
+			     struct qemu_keyval *kv, bool monitor, bool *drop)
 {
+	const char *fd = qemu_keyval_get(kv, "fd");
+	const char *path = qemu_keyval_get(kv, "path");
+	int lfd;
+
+	*drop = false;
+	/* The target must not block in startup for a client to connect. */
+	kv_drop_bare(kv, "nowait");
+	kv_drop_bare(kv, "wait");
+	kv_drop_bare(kv, "server");
+	qemu_keyval_set(kv, "server", "on");
+	qemu_keyval_set(kv, "wait", "off");
+	if (fd) {
+		char *end;
+		long n = strtol(fd, &end, 10);
+
+		if (end == fd || *end || n < 0 || n > INT_MAX)
+			return refuse(w, "%s: fd=%s is not an fd number (a named fd from getfd cannot be inherited)",
+				      what, fd);
+		inherit(w, (int)n);
+		return true;
+	}
+	if (!path)
+		return refuse(w, "%s listens on a network port that the source holds: the target cannot bind it too; use a unix socket",
+			      what);
+	lfd = listener_fd(w, path);
+	if (lfd >= 0) {
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", lfd);
+		qemu_keyval_del(kv, "path");
+		qemu_keyval_set(kv, "fd", num);
+		inherit(w, lfd);
+		note(w, "%s: the target serves %s with the source's listening socket (fd %d)",
+		     what, path, lfd);
+		return true;
+	}
+	if (monitor) {
+		*drop = true;
+		note(w, "%s dropped: %s is the source's until it quits, and its listening socket was not handed over; the driver's own QMP socket serves the target",
+		     what, path);
+		return true;
+	}
+	return refuse(w, "%s listens on %s, which the source holds: binding it again would unlink the source's; hand the listening socket over (qemu_target_spec.listeners)",
+		      what, path);
+}
+
+/* -chardev BACKEND,id=...: see the rules at qemu_target_argv_build. */
+static bool rewrite_chardev(struct rewrite *w, const struct word *x)
+{
+	struct qemu_keyval kv;
+	const char *backend, *id;
+	g_autofree char *what = NULL;
+	bool ok = true, drop = false;
+
+	qemu_keyval_parse(x->val, &kv);
+	backend = qemu_keyval_get(&kv, "backend");
+	if (!backend && kv.n && !kv.items[0].key)
+		backend = kv.items[0].val;
+	id = qemu_keyval_get(&kv, "id");
+	what = g_strdup_printf("-chardev %s (%s)", id ? id : "?", backend ? backend : "?");
+	if (backend && strcmp(backend, "file") == 0) {
+		const char *a = qemu_keyval_get(&kv, "append");
+
+		if (!a || !parse_bool(a)) {
+			qemu_keyval_set(&kv, "append", "on");
+			note(w, "%s: append=on, the source's file is not truncated", what);
+		}
+	}
+	if (qemu_keyval_get(&kv, "logfile")) {
+		const char *a = qemu_keyval_get(&kv, "logappend");
+
+		if (!a || !parse_bool(a)) {
+			qemu_keyval_set(&kv, "logappend", "on");
+			note(w, "%s: logappend=on, the source's log is not truncated", what);
+		}
+	}
+	if (backend && strcmp(backend, "socket") == 0) {
+		if (kv_flag(&kv, "server")) {
+			ok = rewrite_listener(w, what, &kv,
+					      id && is_monitor_chardev(w, id), &drop);
+		} else if (qemu_keyval_get(&kv, "fd")) {
+			struct qemu_opt o = { 0 };
+
+			parse_keyval(&o, x->val);
+			for (size_t i = 0; i < o.n_fds; i++)
+				inherit(w, o.fds[i]);
+		}
+		/* A client by path (vhost-user): the manifest hands its connection. */
+	} else if (backend && strcmp(backend, "pipe") == 0) {
+		/* Named pipes are opened again: nothing to keep. */
+	}
+	if (ok && drop && id)
+		g_hash_table_add(w->dropped_chardevs, g_strdup(id));
+	if (ok && !drop)
+		emit_take(w, x->arg, qemu_keyval_format(&kv));
+	qemu_keyval_free(&kv);
+	return ok;
+}
+
+/*
+ * -qmp/-qmp-pretty/-monitor/-serial/-parallel/-debugcon with a legacy
+ * chardev spec ("unix:P,server=on", "file:P", "stdio", "chardev:ID"):
+ * the forms that need a rule become -chardev + the option on it.
+ */
+static bool rewrite_legacy_chardev(struct rewrite *w, const struct word *x)
+{
+	bool monitor = strcmp(x->name, "monitor") == 0 ||
+		       g_str_has_prefix(x->name, "qmp");
+	g_autofree char *id = NULL;
+	g_autofree char *what = g_strdup_printf("-%s %s", x->name, x->val);
+	struct qemu_keyval kv;
+	bool drop = false;
+
+	if (g_str_has_prefix(x->val, "file:")) {
+		id = g_strdup_printf("fdh-%s%u", x->name, w->n_new++);
+		qemu_keyval_parse("file", &kv);
+		qemu_keyval_set(&kv, "id", id);
+		qemu_keyval_set(&kv, "path", x->val + 5);
+		qemu_keyval_set(&kv, "append", "on");
+		emit_take(w, "-chardev", qemu_keyval_format(&kv));
+		qemu_keyval_free(&kv);
+		note(w, "%s: -chardev file,append=on, the source's file is not truncated", what);
+		goto use;
+	}
+	if (g_str_has_prefix(x->val, "tcp:") || g_str_has_prefix(x->val, "telnet:") ||
+	    g_str_has_prefix(x->val, "websocket:")) {
+		qemu_keyval_parse(x->val, &kv);
+		drop = kv_flag(&kv, "server");
+		qemu_keyval_free(&kv);
+		if (drop)
+			return refuse(w, "%s listens on a network port that the source holds: the target cannot bind it too; use a unix socket",
+				      what);
+	}
+	if (!g_str_has_prefix(x->val, "unix:")) {
+		emit(w, x->arg, x->val);	/* stdio, none, pty, chardev:ID, ... */
+		return true;
+	}
+	qemu_keyval_parse(x->val + 5, &kv);	/* "P,server=on,..." */
+	if (!kv_flag(&kv, "server")) {
+		qemu_keyval_free(&kv);
+		emit(w, x->arg, x->val);	/* a client: connects again */
+		return true;
+	}
+	/* The path is the bare first item: make it path=. */
+	g_free(kv.items[0].key);
+	kv.items[0].key = g_strdup("path");
+	if (!rewrite_listener(w, what, &kv, monitor, &drop)) {
+		qemu_keyval_free(&kv);
+		return false;
+	}
+	if (drop) {
+		qemu_keyval_free(&kv);
+		return true;
+	}
+	id = g_strdup_printf("fdh-%s%u", x->name, w->n_new++);
+	{
+		/* "socket,id=ID," + the rest */
+		g_autofree char *rest = qemu_keyval_format(&kv);
+		g_autofree char *esc = NULL;
+		struct qemu_keyval head;
+
+		qemu_keyval_parse("socket", &head);
+		qemu_keyval_set(&head, "id", id);
+		esc = qemu_keyval_format(&head);
+		qemu_keyval_free(&head);
+		emit_take(w, "-chardev", g_strconcat(esc, ",", rest, NULL));
+	}
+	qemu_keyval_free(&kv);
+use:
+	if (monitor)
+		emit_take(w, "-mon", g_strdup_printf("chardev=%s,mode=%s%s", id,
+			  strcmp(x->name, "monitor") == 0 ? "readline" : "control",
+			  strcmp(x->name, "qmp-pretty") == 0 ? ",pretty=on" : ""));
+	else
+		emit_take(w, x->arg, g_strdup_printf("chardev:%s", id));
+	return true;
+}
+
+/* -netdev/-nic: TAP queues come from the manifest; vhost is refused. */
+static bool rewrite_netdev(struct rewrite *w, const struct word *x)
+{
+	struct qemu_opt o;
+
+	read_opt(&o, x->val);
+	if (strcmp(o.type, "tap") == 0) {
+		struct qemu_keyval kv = { 0 };
+		const char *force = NULL;
+
+		if (x->val[0] != '{') {
+			qemu_keyval_parse(x->val, &kv);
+			force = qemu_keyval_get(&kv, "vhostforce");
+		}
+		if (o.vhost || o.n_vhostfds || (force && parse_bool(force))) {
+			qemu_keyval_free(&kv);
+			return refuse(w, "-%s %s: vhost-net is not handed over yet (the kernel ties a vhost device to its owner's memory); start the VM with vhost=off",
+				      x->name, o.id[0] ? o.id : "(no id)");
+		}
+		qemu_keyval_free(&kv);
+		if (o.n_fds)
+			note(w, "-%s %s: fd=/fds= kept as written; the target adopts the TAP queues from the manifest and never reads those numbers",
+			     x->name, o.id[0] ? o.id : "(no id)");
+	} else {
+		/* socket, stream, dgram by fd: the number must exist. */
+		for (size_t i = 0; i < o.n_fds; i++)
+			inherit(w, o.fds[i]);
+		if (o.n_vhostfds)
+			return refuse(w, "-%s %s: vhostfd= cannot be handed over",
+				      x->name, o.id[0] ? o.id : "(no id)");
+	}
+	emit(w, x->arg, x->val);
+	return true;
+}
+
+/* -object/-device ...,fd=N (iommufd, vfio-pci): the number must exist. */
+static bool rewrite_fd_user(struct rewrite *w, const struct word *x)
+{
+	struct qemu_opt o;
+
+	read_opt(&o, x->val);
+	if (strcmp(x->name, "object") == 0 && strcmp(o.type, "x-fd-handover") == 0) {
+		note(w, "-object %s dropped: a former target's handover object", x->val);
+		return true;
+	}
+	if (o.n_vhostfds)
+		return refuse(w, "-%s %s (%s): vhostfd= cannot be handed over (the kernel ties a vhost device to its owner's memory)",
+			      x->name, o.id[0] ? o.id : "(no id)", o.type);
+	for (size_t i = 0; i < o.n_fds; i++)
+		inherit(w, o.fds[i]);
+	emit(w, x->arg, x->val);
+	return true;
+}
+
+/* -mon: kept unless its chardev was dropped. */
+static bool rewrite_mon(struct rewrite *w, const struct word *x)
+{
+	struct qemu_keyval kv;
+	const char *id;
+	bool drop;
+
+	qemu_keyval_parse(x->val, &kv);
+	id = qemu_keyval_get(&kv, "chardev");
+	if (!id && kv.n && !kv.items[0].key)
+		id = kv.items[0].val;
+	drop = id && g_hash_table_contains(w->dropped_chardevs, id);
+	qemu_keyval_free(&kv);
+	if (!drop)
+		emit(w, x->arg, x->val);
+	return true;
+}
+
+/* -trace [enable=]PATTERN,events=F,file=P: the file goes to the workdir. */
+static bool rewrite_trace(struct rewrite *w, const struct word *x)
+{
+	struct qemu_keyval kv;
+	const char *file;
+
+	qemu_keyval_parse(x->val, &kv);
+	file = qemu_keyval_get(&kv, "file");
+	if (file) {
+		g_autofree char *mine = workdir_file(w, file);
+
+		note(w, "-trace file=%s: the target writes %s (QEMU truncates its trace file)",
+		     file, mine);
+		qemu_keyval_set(&kv, "file", mine);
+		emit_take(w, x->arg, qemu_keyval_format(&kv));
+	} else {
+		emit(w, x->arg, x->val);
+	}
+	qemu_keyval_free(&kv);
+	return true;
+}
+
+/* One word of the source; false when refused (w->error set). */
+static bool rewrite_word(struct rewrite *w, const struct word *x)
+{
+	const char *name = x->name;
+
+	if (!name) {
+		emit(w, x->arg, NULL);	/* a positional disk image */
+		return true;
+	}
 	if (strcmp(name, "S") == 0) {
 		w->had_S = true;
-		note(w, "-S dropped: the target runs iff the source was running (migration global state)");
+		note(w, "-S dropped: the target runs iff the source was running (the migration's global state)");
 		return true;
 	}
 	if (strcmp(name, "daemonize") == 0) {
 		note(w, "-daemonize dropped: the driver watches the target as its child");
 		return true;
 	}
+	if (!x->val) {
+		emit(w, x->arg, NULL);
+		return true;
+	}
 	if (strcmp(name, "pidfile") == 0) {
 		g_free(w->pidfile);
-		w->pidfile = g_strdup(val);
-		note(w, "-pidfile %s dropped: the driver writes the target's pid there once the source has exited", val);
+		w->pidfile = g_strdup(x->val);
+		note(w, "-pidfile %s dropped: the driver writes the target's pid there once the source has exited",
+		     x->val);
 		return true;
 	}
 	if (strcmp(name, "incoming") == 0) {
-		note(w, "-incoming %s dropped: the target gets -incoming defer", val);
+		note(w, "-incoming %s dropped: the target gets -incoming defer", x->val);
 		return true;
 	}
-	if (strcmp(name, "qmp") == 0) {
-		note(w, "-qmp %s dropped: the driver's own QMP socket replaces it", val);
+	if (strcmp(name, "readconfig") == 0)
+		return refuse(w, "-readconfig %s: its sections are not rewritten (a listening [chardev] would be bound twice, a file one truncated); write them on the command line",
+			      x->val);
+	if (strcmp(name, "chardev") == 0)
+		return rewrite_chardev(w, x);
+	if (strcmp(name, "qmp") == 0 || strcmp(name, "qmp-pretty") == 0 ||
+	    strcmp(name, "monitor") == 0 || strcmp(name, "serial") == 0 ||
+	    strcmp(name, "parallel") == 0 || strcmp(name, "debugcon") == 0)
+		return rewrite_legacy_chardev(w, x);
+	if (strcmp(name, "mon") == 0)
+		return rewrite_mon(w, x);
+	if (strcmp(name, "netdev") == 0 || strcmp(name, "nic") == 0)
+		return rewrite_netdev(w, x);
+	if (strcmp(name, "object") == 0 || strcmp(name, "device") == 0)
+		return rewrite_fd_user(w, x);
+	if (strcmp(name, "add-fd") == 0) {
+		struct qemu_opt o = { 0 };
+
+		parse_keyval(&o, x->val);
+		for (size_t i = 0; i < o.n_fds; i++)
+			inherit(w, o.fds[i]);
+		emit(w, x->arg, x->val);
 		return true;
 	}
-	if (strcmp(name, "object") == 0 && is_handover_object(val)) {
-		note(w, "-object %s dropped: a former target's handover object", val);
+	if (strcmp(name, "D") == 0) {
+		g_autofree char *mine = workdir_file(w, x->val);
+
+		note(w, "-D %s: the target logs to %s (QEMU truncates its log)", x->val, mine);
+		emit(w, x->arg, mine);
 		return true;
 	}
-	out2(w, arg, val);
+	if (strcmp(name, "trace") == 0)
+		return rewrite_trace(w, x);
+	emit(w, x->arg, x->val);	/* -name, -msg, -sandbox, the rest */
 	return true;
 }
 
+/*
+ * The target's command line, from the source's (see Documentation/
+ * upgrade.md, "Command lines").  The target runs in the source's working
+ * directory, so relative paths keep their meaning.  Each rule:
+ *
+ *  -S                 dropped, had_S: with -incoming defer and no -S the
+ *                     target resumes iff the migration's global state says
+ *                     the source was running.
+ *  -daemonize         dropped: the driver waits for the target as its child.
+ *  -pidfile P         dropped, returned: written by the driver once the
+ *                     source (which removes P when it quits) has exited.
+ *  -incoming X        dropped; -incoming defer is added.
+ *  -object x-fd-handover  (a former target's) dropped; ours is added with
+ *                     the driver's -qmp unix:QMP,server=on,wait=off.
+ *  listening unix sockets (-chardev socket,server=on / -qmp unix:P,server=on
+ *                     / -monitor / -serial unix:...): fd=N is inherited;
+ *                     path=P becomes fd=N of the source's listener on P
+ *                     (spec->listeners), inherited, so clients queue in
+ *                     one backlog across the switch; wait=off always.
+ *                     Without it a monitor is dropped (its -mon too) and
+ *                     anything else refused: binding P again unlinks the
+ *                     source's socket, and QEMU unlinks P when it quits.
+ *                     A TCP listener is refused (the port is the source's).
+ *  -chardev socket client, fd=N: N inherited.
+ *  -chardev file / -serial file:P (also -parallel, -debugcon):
+ *                     append=on, so the source's file is not truncated;
+ *                     logfile= gets logappend=on.
+ *  -add-fd fd=N       N inherited (so /dev/fdset/S paths stay valid).
+ *  -netdev tap,fd=N   kept, not inherited: the target adopts the queues
+ *                     from the manifest and never reads fd= (patch 0003).
+ *                     vhost=on, vhostforce=on, vhostfd(s)= refused.
+ *  -netdev other,fd=N / -object,-device ...,fd=N: N inherited;
+ *                     vhostfd= (vhost-vsock) refused.
+ *  -D P, -trace file=P  the target's own file in spec->workdir.
+ *  -readconfig        refused: its sections would escape these rules.
+ *  -name, -msg, -sandbox and anything else: as written.
+ */
 int qemu_target_argv_build(char *const *src_argv, int argc,
 			   const struct qemu_target_spec *spec,
 			   struct qemu_target_argv *ret, char **ret_error)
@@ -493,32 +960,41 @@ int qemu_target_argv_build(char *const *src_argv, int argc,
 		.argv = g_ptr_array_new_with_free_func(g_free),
 		.fds = g_array_new(false, false, sizeof(int)),
 		.notes = g_ptr_array_new_with_free_func(g_free),
+		.dropped_chardevs = g_hash_table_new_full(g_str_hash, g_str_equal,
+							  g_free, NULL),
 	};
 	int r = 0;
 
-	g_ptr_array_add(w.argv, g_strdup(spec->qemu));
+	if (!spec->qemu || !spec->manifest || !spec->qmp_path || !spec->workdir ||
+	    !g_path_is_absolute(spec->workdir) || !g_path_is_absolute(spec->qmp_path) ||
+	    !g_path_is_absolute(spec->manifest)) {
+		refuse(&w, "the target's binary, manifest, QMP socket and workdir must be given, the paths absolute: the target runs in the source's working directory");
+		r = -EINVAL;
+		goto out;
+	}
+	w.words = g_new0(struct word, argc > 0 ? (size_t)argc : 1);
 	for (int i = 1; i < argc; i++) {
-		const char *name = option_name(src_argv[i]);
-		const char *val = NULL;
+		struct word *x = &w.words[w.n_words++];
 
-		if (!name || !name[0]) {
-			/* A positional argument (a disk image): as it is. */
-			g_ptr_array_add(w.argv, g_strdup(src_argv[i]));
-			continue;
-		}
-		if (takes_arg(name) && i + 1 < argc)
-			val = src_argv[++i];
-		if (!rewrite_one(&w, src_argv[i - (val ? 1 : 0)], name, val)) {
-			r = -EINVAL;
+		x->arg = src_argv[i];
+		x->name = option_name(src_argv[i]);
+		if (x->name && !x->name[0])
+			x->name = NULL;	/* "-" or "--": a positional */
+		if (x->name && takes_arg(x->name) && i + 1 < argc)
+			x->val = src_argv[++i];
+	}
+	g_ptr_array_add(w.argv, g_strdup(spec->qemu));
+	for (size_t i = 0; i < w.n_words; i++) {
+		if (!rewrite_word(&w, &w.words[i])) {
+			r = -EOPNOTSUPP;
 			goto out;
 		}
 	}
-
-	out2(&w, "-object", NULL);
-	g_ptr_array_add(w.argv, g_strdup_printf("x-fd-handover,id=fdh0,manifest=%s", spec->manifest));
-	out2(&w, "-qmp", NULL);
-	g_ptr_array_add(w.argv, g_strdup_printf("unix:%s,server=on,wait=off", spec->qmp_path));
-	out2(&w, "-incoming", "defer");
+	emit_take(&w, "-object", g_strdup_printf("x-fd-handover,id=fdh0,manifest=%s",
+						 spec->manifest));
+	emit_take(&w, "-qmp", g_strdup_printf("unix:%s,server=on,wait=off",
+					      spec->qmp_path));
+	emit(&w, "-incoming", "defer");
 	g_ptr_array_add(w.argv, NULL);
 	g_ptr_array_add(w.notes, NULL);
 
@@ -528,14 +1004,18 @@ int qemu_target_argv_build(char *const *src_argv, int argc,
 	ret->pidfile = w.pidfile;
 	ret->had_S = w.had_S;
 	ret->notes = (char **)g_ptr_array_free(w.notes, false);
+	g_hash_table_destroy(w.dropped_chardevs);
+	g_free(w.words);
 	return 0;
 out:
 	if (ret_error)
 		*ret_error = g_steal_pointer(&w.error);
 	g_free(w.error);
+	g_free(w.words);
 	g_ptr_array_free(w.argv, true);
 	g_array_free(w.fds, true);
 	g_ptr_array_free(w.notes, true);
+	g_hash_table_destroy(w.dropped_chardevs);
 	g_free(w.pidfile);
 	return r;
 }

@@ -80,12 +80,26 @@ void qemu_keyval_del(struct qemu_keyval *kv, const char *key);
 char *qemu_keyval_format(const struct qemu_keyval *kv);
 void qemu_keyval_free(struct qemu_keyval *kv);
 
+/* A listening unix socket of the source: bound to path, at fd in the source. */
+struct qemu_listener {
+	const char *path;	/* as bound (getsockname, /proc/net/unix) */
+	int fd;
+};
+
 /* What the target of an upgrade is started with; see qemu_target_argv_build. */
 struct qemu_target_spec {
 	const char *qemu;	/* the new binary: argv[0] */
 	const char *manifest;	/* -object x-fd-handover,id=fdh0,manifest=PATH */
 	const char *qmp_path;	/* the driver's own QMP socket for the target */
 	const char *workdir;	/* where target-only files go */
+	/*
+	 * Optional: the source's listening unix sockets.  A chardev that
+	 * listens on one of these paths is served by the target from the
+	 * same socket (fd=N, inherited); one that is not is dropped if it
+	 * is a monitor, refused otherwise.
+	 */
+	const struct qemu_listener *listeners;
+	size_t n_listeners;
 };
 
 struct qemu_target_argv {
