@@ -600,12 +600,13 @@ static bool rewrite_listener(struct rewrite *w, const char *what,
 	if (lfd >= 0) {
 		char num[16];
 
+		/* Said before path= (and the string path points into) goes. */
+		note(w, "%s: the target serves %s with the source's listening socket (fd %d)",
+		     what, path, lfd);
 		snprintf(num, sizeof(num), "%d", lfd);
 		qemu_keyval_del(kv, "path");
 		qemu_keyval_set(kv, "fd", num);
 		inherit(w, lfd);
-		note(w, "%s: the target serves %s with the source's listening socket (fd %d)",
-		     what, path, lfd);
 		return true;
 	}
 	if (monitor) {
