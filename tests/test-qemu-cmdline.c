@@ -471,4 +471,21 @@ TEST(libvirt_command_line)
 	g_strfreev(argv);
 }
 
+TEST(plan_reader_uses_the_same_words)
+{
+	const char *src[] = { "qemu-system-x86_64", "-S",
+		"-append", "-netdev tap,id=bogus",
+		"-netdev", "tap,id=a,,b,fds=3:4,vhost=on",
+		"-machine", "pc,aux-ram-share=on", NULL };
+	struct qemu_cmdline q;
+
+	ASSERT_EQ(qemu_cmdline_parse((char *const *)src, (int)G_N_ELEMENTS(src) - 1, &q), 0);
+	ASSERT_EQ(q.n, 1, "-append's value is not an option");
+	ASSERT_STREQ(q.opts[0].id, "a,b", "',,' is a comma");
+	ASSERT_EQ(q.opts[0].n_fds, 2);
+	ASSERT_TRUE(q.opts[0].vhost);
+	ASSERT_TRUE(q.aux_ram_share);
+	qemu_cmdline_free(&q);
+}
+
 TEST_HARNESS_MAIN

@@ -327,6 +327,30 @@ static const char *option_name(const char *arg)
 	return arg[1] == '-' ? arg + 2 : arg + 1;
 }
 
+/* QEMU 10.0's options without an argument (qemu-options.hx, flags 0). */
+static const char *const no_arg_options[] = {
+	"h", "help", "version", "mem-prealloc", "snapshot", "usb",
+	"nographic", "full-screen", "win2k-hack", "no-fd-bootchk",
+	"preconfig", "S", "s", "enable-kvm", "xen-attach",
+	"xen-domid-restrict", "no-reboot", "no-shutdown", "daemonize",
+	"only-migratable", "nodefaults", "semihosting", "old-param",
+	"no-user-config", "enable-sync-profile", "perfmap", "jitdump",
+};
+
+/*
+ * Whether option name takes the next word as its value.  Unknown options
+ * are assumed to take one, as all but the few above do: a value that
+ * starts with '-' (an -append of "-S", say) is then never mistaken for
+ * an option.
+ */
+static bool takes_arg(const char *name)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(no_arg_options); i++)
+		if (strcmp(name, no_arg_options[i]) == 0)
+			return false;
+	return true;
+}
+
 int qemu_cmdline_parse(char *const *argv, int argc, struct qemu_cmdline *ret)
 {
 	struct qemu_cmdline q = { 0 };
@@ -337,8 +361,10 @@ int qemu_cmdline_parse(char *const *argv, int argc, struct qemu_cmdline *ret)
 		const char *name = option_name(argv[i]);
 		const char *val = argv[i + 1];
 
-		if (!name)
+		if (!name || !name[0])
 			continue;
+		if (!takes_arg(name))
+			continue;	/* -S, -nodefaults: the next word is an option */
 		if (strcmp(name, "netdev") == 0) {
 			r = add(&q, QEMU_NETDEV, val);
 		} else if (strcmp(name, "nic") == 0) {
@@ -357,13 +383,16 @@ int qemu_cmdline_parse(char *const *argv, int argc, struct qemu_cmdline *ret)
 		} else if (strcmp(name, "mon") == 0) {
 			r = add(&q, QEMU_MON, val);
 		} else if (strcmp(name, "machine") == 0 || strcmp(name, "M") == 0) {
-			if (strstr(val, "aux-ram-share=on"))
-				q.aux_ram_share = true;
-			continue;
-		} else {
-			continue;
+			struct qemu_keyval kv;
+			const char *v;
+
+			qemu_keyval_parse(val, &kv);
+			v = qemu_keyval_get(&kv, "aux-ram-share");
+			if (v)
+				q.aux_ram_share = parse_bool(v);
+			qemu_keyval_free(&kv);
 		}
-		i++;	/* the value was consumed */
+		i++;	/* the value was consumed, understood or not */
 	}
 	if (r < 0) {
 		qemu_cmdline_free(&q);
@@ -388,30 +417,6 @@ const struct qemu_opt *qemu_chardev_user(const struct qemu_cmdline *q,
 		    strcmp(q->opts[i].chardev, id) == 0)
 			return &q->opts[i];
 	return NULL;
-}
-
-/* QEMU 10.0's options without an argument (qemu-options.hx, flags 0). */
-static const char *const no_arg_options[] = {
-	"h", "help", "version", "mem-prealloc", "snapshot", "usb",
-	"nographic", "full-screen", "win2k-hack", "no-fd-bootchk",
-	"preconfig", "S", "s", "enable-kvm", "xen-attach",
-	"xen-domid-restrict", "no-reboot", "no-shutdown", "daemonize",
-	"only-migratable", "nodefaults", "semihosting", "old-param",
-	"no-user-config", "enable-sync-profile", "perfmap", "jitdump",
-};
-
-/*
- * Whether option name takes the next word as its value.  Unknown options
- * are assumed to take one, as all but the few above do: a value that
- * starts with '-' (an -append of "-S", say) is then never mistaken for
- * an option.
- */
-static bool takes_arg(const char *name)
-{
-	for (size_t i = 0; i < G_N_ELEMENTS(no_arg_options); i++)
-		if (strcmp(name, no_arg_options[i]) == 0)
-			return false;
-	return true;
 }
 
 /* One word of the source's argv: an option and its value, or a positional. */
