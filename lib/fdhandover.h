@@ -237,14 +237,18 @@ enum fdh_fence_flags {
 	 * Linux 4.14) on a fenced call, instead of failing it with EBADF. */
 	FDH_FENCE_KILL = 1u << 0,
 	/* The fenced numbers stay taken until exit: close() of them and
-	 * dup2()/dup3() onto them fail with EBADF, and close_range() over
-	 * them (unless CLOSE_RANGE_CLOEXEC) fails with ENOSYS and closes
-	 * nothing — never a kill — so no file opened later lands on a
-	 * fenced number.  ENOSYS makes glibc's closefrom(), QEMU's
-	 * qemu_close_all_open_fd() and systemd's close_all_fds() fall back
-	 * to closing fd by fd, which closes every other fd.  For a process
-	 * whose own cleanup closes what it handed over and that may open
-	 * more (a QEMU that hands a VM over, then answers a monitor). */
+	 * dup2()/dup3() onto them fail with EBADF, and close_range() of a
+	 * range reaching from at most the highest fenced number to at least
+	 * the lowest (unless CLOSE_RANGE_CLOEXEC) fails with ENOSYS and
+	 * closes nothing — never a kill — so no file opened later lands on
+	 * a fenced number.  On ENOSYS, QEMU's qemu_close_all_open_fd(),
+	 * systemd's close_all_fds() and CPython's os.closerange() close fd
+	 * by fd in one pass, which closes every other fd (a helper forked
+	 * later is fine).  glibc's closefrom() never returns: its fallback
+	 * re-reads /proc/self/fd until a pass closes nothing.  Do not call
+	 * it after such a fence.  For a process whose own cleanup closes
+	 * what it handed over and that may open more (a QEMU that hands a
+	 * VM over, then answers a monitor). */
 	FDH_FENCE_KEEP_OPEN = 1u << 1,
 };
 
@@ -298,7 +302,9 @@ enum fdh_fence_flags {
  * demands it, i.e. the caller lacks CAP_SYS_ADMIN in its user namespace;
  * after that, execve of setuid programs gains no privileges.  Successive
  * fences stack; every syscall of the process then runs every filter, and
- * a fenced syscall's cost grows with the number of fds fenced.
+ * a fenced syscall's cost grows with the number of fds fenced.  Building
+ * the filter grows faster than linearly with n_fds (libseccomp): a few
+ * milliseconds for 16 fds, about 0.2 s for 64, seconds for 256.
  *
  * Returns 0 or -errno: -EINVAL (fds NULL, n_fds 0, a negative or repeated
  * fd, unknown flags; from the kernel: strict seccomp mode, or a filter it

@@ -9,6 +9,7 @@
  * own mistakes, not a sandbox (see fdhandover.h for what it cannot see).
  */
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,29 +18,34 @@
 
 /*
  * One rule: syscall name fails when argument fd_arg holds a fenced fd and,
- * if when.mask is set, (argument when.arg & when.mask) == when.value.
+ * if when.op is set, argument when.arg compares with when.op against
+ * when.a (and when.b for SCMP_CMP_MASKED_EQ: (arg & a) == b).
  */
 struct fence_rule {
 	const char *name;
 	unsigned int fd_arg;
 	struct {
 		unsigned int arg;
-		uint32_t mask;
-		uint32_t value;
+		enum scmp_compare op;	/* 0: no condition */
+		scmp_datum_t a, b;
 	} when;
 };
 
-#define FD_AT(call, pos) { call, pos, { 0, 0, 0 } }
-#define FD_AT_WHEN(call, pos, arg, mask, value) { call, pos, { arg, mask, value } }
+#define FD_AT(call, pos) { call, pos, { 0, 0, 0, 0 } }
+#define FD_AT_WHEN(call, pos, arg, op, a, b) { call, pos, { arg, op, a, b } }
 
 /*
  * Calls that move data through the file or change state the successor
- * shares (offset, status flags, size, socket state), and calls that would
- * make an unfenced alias of a fenced number.  Names the native ABI lacks
- * (mmap2, _llseek, recv and the like on x86_64) are ignored by libseccomp.
+ * shares (offset, status flags, size, locks, seals, owner, socket state,
+ * an epoll set), and calls that would make an unfenced alias of a fenced
+ * number.  Names the native ABI lacks (mmap2, _llseek, recv, fcntl64,
+ * recvmmsg_time64 and the like on x86_64) resolve to libseccomp's pseudo
+ * numbers, which it leaves out of a native filter; they are listed for the
+ * ABIs that have them.
  * Left out on purpose: close, close_range, fstat/statx, getsockopt,
- * getsockname, epoll_ctl, fsync — bookkeeping and metadata that a clean
- * shutdown still does and that change nothing the successor sees.
+ * getsockname, epoll_ctl with the number as its target, fsync —
+ * bookkeeping and metadata that a clean shutdown still does and that
+ * change nothing the successor sees.
  */
 static const struct fence_rule fence_rules[] = {
 	/* data */
@@ -48,25 +54,37 @@ static const struct fence_rule fence_rules[] = {
 	FD_AT("pread64", 0), FD_AT("pwrite64", 0),
 	FD_AT("preadv", 0), FD_AT("pwritev", 0),
 	FD_AT("preadv2", 0), FD_AT("pwritev2", 0),
+	FD_AT("getdents", 0), FD_AT("getdents64", 0),
 	/* sockets */
 	FD_AT("recv", 0), FD_AT("recvfrom", 0), FD_AT("recvmsg", 0),
-	FD_AT("recvmmsg", 0),
+	FD_AT("recvmmsg", 0), FD_AT("recvmmsg_time64", 0),
 	FD_AT("send", 0), FD_AT("sendto", 0), FD_AT("sendmsg", 0),
 	FD_AT("sendmmsg", 0),
 	FD_AT("accept", 0), FD_AT("accept4", 0), FD_AT("connect", 0),
 	FD_AT("bind", 0), FD_AT("listen", 0), FD_AT("shutdown", 0),
 	FD_AT("setsockopt", 0),
-	/* device and file control */
+	/* an epoll fd handed over: its events and its interest list */
+	FD_AT("epoll_wait", 0), FD_AT("epoll_pwait", 0),
+	FD_AT("epoll_pwait2", 0), FD_AT("epoll_ctl", 0),
+	/* device and file control, the inode's owner, mode and xattrs */
 	FD_AT("ioctl", 0),
 	FD_AT("lseek", 0), FD_AT("_llseek", 0),
 	FD_AT("ftruncate", 0), FD_AT("ftruncate64", 0), FD_AT("fallocate", 0),
-	/* the status flags are shared; F_DUPFD* make an alias */
-	FD_AT_WHEN("fcntl", 0, 1, 0xffffffffu, F_SETFL),
-	FD_AT_WHEN("fcntl", 0, 1, 0xffffffffu, F_DUPFD),
-	FD_AT_WHEN("fcntl", 0, 1, 0xffffffffu, F_DUPFD_CLOEXEC),
-	FD_AT_WHEN("fcntl64", 0, 1, 0xffffffffu, F_SETFL),
-	FD_AT_WHEN("fcntl64", 0, 1, 0xffffffffu, F_DUPFD),
-	FD_AT_WHEN("fcntl64", 0, 1, 0xffffffffu, F_DUPFD_CLOEXEC),
+	FD_AT("flock", 0),
+	FD_AT("fchmod", 0), FD_AT("fchown", 0), FD_AT("fchown32", 0),
+	FD_AT("fsetxattr", 0), FD_AT("fremovexattr", 0),
+	/*
+	 * fcntl: allow F_GETFD (1), F_SETFD (2, per process) and F_GETFL (3),
+	 * refuse every other command — F_DUPFD (0) and everything above 3:
+	 * F_SETFL, locks, owner, signal, lease, notify, pipe size, seals,
+	 * F_DUPFD_CLOEXEC and whatever comes next.  Two rules per fd where a
+	 * list of setters would cost one each and miss new ones.  The
+	 * comparison is on all 64 bits: garbage above cmd fails closed.
+	 */
+	FD_AT_WHEN("fcntl", 0, 1, SCMP_CMP_LT, F_GETFD, 0),
+	FD_AT_WHEN("fcntl", 0, 1, SCMP_CMP_GT, F_GETFL, 0),
+	FD_AT_WHEN("fcntl64", 0, 1, SCMP_CMP_LT, F_GETFD, 0),
+	FD_AT_WHEN("fcntl64", 0, 1, SCMP_CMP_GT, F_GETFL, 0),
 	/* zero-copy: either end */
 	FD_AT("splice", 0), FD_AT("splice", 2),
 	FD_AT("tee", 0), FD_AT("tee", 1),
@@ -75,10 +93,16 @@ static const struct fence_rule fence_rules[] = {
 	FD_AT("copy_file_range", 0), FD_AT("copy_file_range", 2),
 	FD_AT("vmsplice", 0),
 	/* a new mapping of the file; MAP_ANONYMOUS ignores the fd argument */
-	FD_AT_WHEN("mmap", 4, 3, MAP_ANONYMOUS, 0),
-	FD_AT_WHEN("mmap2", 4, 3, MAP_ANONYMOUS, 0),
+	FD_AT_WHEN("mmap", 4, 3, SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0),
+	FD_AT_WHEN("mmap2", 4, 3, SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0),
 	/* aliases: the source number only; dup2(other, fenced) stays allowed */
 	FD_AT("dup", 0), FD_AT("dup2", 0), FD_AT("dup3", 0),
+	/*
+	 * pidfd_getfd(pidfd, fenced number) of our own pidfd is a dup().
+	 * The filter cannot see whose pidfd it is, so the number is refused
+	 * from any process (documented).
+	 */
+	FD_AT("pidfd_getfd", 1),
 };
 
 /*
@@ -94,8 +118,8 @@ static int add_fd_rules(scmp_filter_ctx ctx, uint32_t action, int fd,
 		struct scmp_arg_cmp cmp[2] = {
 			SCMP_CMP(rule->fd_arg, SCMP_CMP_MASKED_EQ, 0xffffffffu,
 				 (unsigned int)fd),
-			SCMP_CMP(rule->when.arg, SCMP_CMP_MASKED_EQ,
-				 rule->when.mask, rule->when.value),
+			{ .arg = rule->when.arg, .op = rule->when.op,
+			  .datum_a = rule->when.a, .datum_b = rule->when.b },
 		};
 		int nr = seccomp_syscall_resolve_name(rule->name);
 		int r;
@@ -103,7 +127,7 @@ static int add_fd_rules(scmp_filter_ctx ctx, uint32_t action, int fd,
 		if (nr == __NR_SCMP_ERROR)	/* unknown to this libseccomp */
 			continue;
 		r = seccomp_rule_add_array(ctx, action, nr,
-					   rule->when.mask ? 2 : 1, cmp);
+					   rule->when.op ? 2 : 1, cmp);
 		if (r < 0) {
 			*ret_call = rule->name;
 			return r;
@@ -113,25 +137,17 @@ static int add_fd_rules(scmp_filter_ctx ctx, uint32_t action, int fd,
 }
 
 /*
- * FDH_FENCE_KEEP_OPEN: the number stays taken.  Always EBADF, never a
- * kill: a process that closes what it handed over on its way out must
- * still get out.
+ * FDH_FENCE_KEEP_OPEN: the number stays taken.  Never a kill: a process
+ * that closes what it handed over on its way out must still get out.
+ * close() of the number and dup2()/dup3() onto it fail with EBADF.
  */
 static int add_keep_open_rules(scmp_filter_ctx ctx, int fd, const char **ret_call)
 {
-	unsigned int n = (unsigned int)fd;
-	struct {
+	struct scmp_arg_cmp cmp[1];
+	const struct {
 		const char *name;
-		unsigned int n_cmp;
-		struct scmp_arg_cmp cmp[2];
-	} rules[] = {
-		{ "close", 1, { SCMP_CMP(0, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
-		{ "dup2", 1, { SCMP_CMP(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
-		{ "dup3", 1, { SCMP_CMP(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, n) } },
-		/* close_range(first, last, flags) with first <= fd <= last */
-		{ "close_range", 2, { SCMP_CMP(0, SCMP_CMP_LE, n),
-				      SCMP_CMP(1, SCMP_CMP_GE, n) } },
-	};
+		unsigned int fd_arg;
+	} rules[] = { { "close", 0 }, { "dup2", 1 }, { "dup3", 1 } };
 
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		int nr = seccomp_syscall_resolve_name(rules[i].name);
@@ -139,14 +155,55 @@ static int add_keep_open_rules(scmp_filter_ctx ctx, int fd, const char **ret_cal
 
 		if (nr == __NR_SCMP_ERROR)
 			continue;
-		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EBADF), nr,
-					   rules[i].n_cmp, rules[i].cmp);
+		cmp[0] = SCMP_CMP(rules[i].fd_arg, SCMP_CMP_MASKED_EQ,
+				  0xffffffffu, (unsigned int)fd);
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EBADF), nr, 1, cmp);
 		if (r < 0) {
 			*ret_call = rules[i].name;
 			return r;
 		}
 	}
 	return 0;
+}
+
+/*
+ * FDH_FENCE_KEEP_OPEN and close_range(first, last, flags).  Seccomp allows
+ * or refuses a whole call, it cannot close part of a range, so:
+ *  - a range that may hold a fenced number fails with ENOSYS and closes
+ *    nothing.  ENOSYS is what QEMU's qemu_close_all_open_fd(), systemd's
+ *    close_all_fds() and CPython's os.closerange() take as "no
+ *    close_range() here": they close fd by fd in one pass over
+ *    /proc/self/fd, which closes every other fd and leaves the fenced ones
+ *    open.  glibc's closefrom() does not get out: its fallback reads
+ *    /proc/self/fd again after every pass that tried a close, so a number
+ *    that never closes keeps it looping (the header says so).
+ *  - a fake success would leave every fd of the range open in a helper
+ *    forked later, silently; letting it through would free the numbers
+ *    this flag exists to keep.
+ *  - CLOSE_RANGE_CLOEXEC closes nothing and stays allowed.
+ * One rule for the whole set, first <= the highest fenced number and
+ * last >= the lowest: a per-fd range rule made libseccomp's filter grow
+ * beyond the kernel's 4096 instructions from about 50 fds and take
+ * minutes to build at 256.  A range between two fenced numbers that holds
+ * none of them is refused too; the fallback above serves it the same way.
+ */
+static int add_close_range_rule(scmp_filter_ctx ctx, const int *fds,
+				size_t n_fds)
+{
+	unsigned int lo = (unsigned int)fds[0], hi = (unsigned int)fds[0];
+	int nr = seccomp_syscall_resolve_name("close_range");
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0;
+	for (size_t i = 1; i < n_fds; i++) {
+		if ((unsigned int)fds[i] < lo)
+			lo = (unsigned int)fds[i];
+		if ((unsigned int)fds[i] > hi)
+			hi = (unsigned int)fds[i];
+	}
+	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 3,
+				SCMP_A0(SCMP_CMP_LE, hi), SCMP_A1(SCMP_CMP_GE, lo),
+				SCMP_A2(SCMP_CMP_MASKED_EQ, CLOSE_RANGE_CLOEXEC, 0));
 }
 
 #define FENCE_FLAGS (FDH_FENCE_KILL | FDH_FENCE_KEEP_OPEN)
@@ -158,7 +215,11 @@ static int check_fence_arguments(const int *fds, size_t n_fds,
 		return fdh_fail(-EINVAL, -1,
 				"fence: unknown flags %#x (known: FDH_FENCE_KILL, FDH_FENCE_KEEP_OPEN)",
 				flags & ~(unsigned int)FENCE_FLAGS);
-	if (!fds || n_fds == 0 || n_fds > FDH_FENCE_MAX)
+	if (n_fds > FDH_FENCE_MAX)
+		return fdh_fail(-E2BIG, -1,
+				"fence of %zu fds: one filter holds at most FDH_FENCE_MAX = %d; nothing was fenced (fence the rest in a second call, or hand over fewer fds)",
+				n_fds, FDH_FENCE_MAX);
+	if (!fds || n_fds == 0)
 		return fdh_fail(-EINVAL, -1,
 				"fence of %zu fds: needs an array of 1..%d fds",
 				n_fds, FDH_FENCE_MAX);
@@ -274,6 +335,15 @@ int fdh_fence_fds(const int *fds, size_t n_fds, unsigned int flags)
 		if (r < 0) {
 			r = fdh_fail(r, (int)i, "fence: seccomp_rule_add(%s, fd %d): %s",
 				     call, fds[i], strerror(-r));
+			goto out;
+		}
+	}
+
+	if (flags & FDH_FENCE_KEEP_OPEN) {
+		r = add_close_range_rule(ctx, fds, n_fds);
+		if (r < 0) {
+			r = fdh_fail(r, -1, "fence: seccomp_rule_add(close_range): %s",
+				     strerror(-r));
 			goto out;
 		}
 	}

@@ -5,12 +5,15 @@
  * the filter it installs dies with it; a test that needs an unfenced
  * process or one that may be killed forks it before fencing.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <linux/close_range.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -23,6 +26,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fdhandover.h"
@@ -200,8 +204,10 @@ TEST(keep_open_keeps_the_fenced_number_taken)
 	ASSERT_GE(fcntl(fenced[1], F_GETFD), 0, "the fd is still open: %m");
 	ASSERT_FENCED(dup2(other[1], fenced[1]), "dup2() onto a kept-open number");
 	ASSERT_FENCED(dup3(other[1], fenced[1], O_CLOEXEC), "dup3() onto it");
-	ASSERT_FENCED(syscall(SYS_close_range, 0u, ~0u, 0u),
-		      "close_range() over a kept-open number");
+	errno = 0;
+	ASSERT_EQ(syscall(SYS_close_range, 0u, ~0u, 0u), -1,
+		  "close_range() over a kept-open number fails");
+	ASSERT_EQ(errno, ENOSYS, "as unsupported, so callers close fd by fd");
 	ASSERT_FENCED(write(fenced[1], &c, 1), "write() stays fenced");
 	ASSERT_GE(fcntl(fenced[1], F_GETFD), 0,
 		  "still open, so no new file can land on the number: %m");
@@ -410,6 +416,222 @@ TEST(fenced_fd_cannot_be_aliased_or_have_its_status_flags_changed)
 	flags = fcntl(p[1], F_GETFL);
 	ASSERT_GE(flags, 0, "fcntl(F_GETFL) stays allowed: %m");
 	ASSERT_EQ(flags & O_NONBLOCK, 0, "the refused F_SETFL changed nothing");
+}
+
+/* pidfd_getfd() of our own fenced number would be an unfenced dup(). */
+TEST(fenced_fd_cannot_be_pulled_back_with_pidfd_getfd)
+{
+	int p[2], pidfd, copy;
+
+	REQUIRE_SECCOMP();
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (pidfd < 0)
+		SKIP("pidfd_open: %m");
+	copy = (int)syscall(SYS_pidfd_getfd, pidfd, p[0], 0);
+	if (copy < 0)
+		SKIP("pidfd_getfd of our own fd refused before the fence: %m");
+	close(copy);
+	FENCE(&p[1], 1);
+	ASSERT_FENCED(syscall(SYS_pidfd_getfd, pidfd, p[1], 0),
+		      "pidfd_getfd() of our own fenced number");
+	copy = (int)syscall(SYS_pidfd_getfd, pidfd, p[0], 0);
+	ASSERT_GE(copy, 0, "an unfenced number still can: %m");
+}
+
+/*
+ * fcntl: only F_GETFD, F_SETFD and F_GETFL.  Each of these changed what
+ * the successor shares (owner and signal of the open file, pipe size,
+ * lease, seals, locks of the inode) and succeeded before.
+ */
+TEST(fenced_fd_fcntl_allows_only_getfd_setfd_getfl)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct f_owner_ex owner = { F_OWNER_PID, 0 };
+	int memfd, p[2], file;
+	char path[] = "/tmp/fdh-fence-XXXXXX";
+
+	REQUIRE_SECCOMP();
+	memfd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ASSERT_GE(memfd, 0);
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	file = mkstemp(path);
+	ASSERT_GE(file, 0);
+	unlink(path);
+	int fenced[] = { memfd, p[0], file };
+	FENCE(fenced, 3);
+
+	ASSERT_FENCED(fcntl(memfd, F_SETOWN, getpid()), "fcntl(F_SETOWN)");
+	ASSERT_FENCED(fcntl(memfd, F_SETOWN_EX, &owner), "fcntl(F_SETOWN_EX)");
+	ASSERT_FENCED(fcntl(memfd, F_SETSIG, SIGUSR1), "fcntl(F_SETSIG)");
+	ASSERT_FENCED(fcntl(p[0], F_SETPIPE_SZ, 1 << 16), "fcntl(F_SETPIPE_SZ)");
+	ASSERT_FENCED(fcntl(file, F_SETLEASE, F_WRLCK), "fcntl(F_SETLEASE)");
+	ASSERT_FENCED(fcntl(memfd, F_ADD_SEALS, F_SEAL_GROW), "fcntl(F_ADD_SEALS)");
+	ASSERT_FENCED(fcntl(file, F_OFD_SETLK, &lk), "fcntl(F_OFD_SETLK)");
+	ASSERT_FENCED(fcntl(file, F_OFD_SETLKW, &lk), "fcntl(F_OFD_SETLKW)");
+	ASSERT_FENCED(fcntl(file, F_SETLK, &lk), "fcntl(F_SETLK)");
+	ASSERT_FENCED(fcntl(file, F_SETLKW, &lk), "fcntl(F_SETLKW)");
+	ASSERT_FENCED(fcntl(memfd, F_GET_SEALS), "fcntl(F_GET_SEALS): only three commands pass");
+	ASSERT_FENCED(fcntl(memfd, 0x7fff), "an unknown command");
+	ASSERT_EQ(fcntl(memfd, F_GETFD), FD_CLOEXEC, "fcntl(F_GETFD): %m");
+	ASSERT_EQ(fcntl(memfd, F_SETFD, FD_CLOEXEC), 0, "fcntl(F_SETFD): %m");
+	ASSERT_GE(fcntl(memfd, F_GETFL), 0, "fcntl(F_GETFL): %m");
+	/* Nothing changed behind the refusals. */
+	ASSERT_EQ(fcntl(memfd, F_GETOWN), -1, "F_GETOWN is refused too");
+}
+
+TEST(fenced_fd_cannot_be_flocked_or_have_its_inode_changed)
+{
+	char path[] = "/tmp/fdh-fence-XXXXXX";
+	int file, dir;
+	char buf[256];
+
+	REQUIRE_SECCOMP();
+	file = mkstemp(path);
+	ASSERT_GE(file, 0);
+	unlink(path);
+	dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_GE(dir, 0);
+	int fenced[] = { file, dir };
+	FENCE(fenced, 2);
+
+	ASSERT_FENCED(flock(file, LOCK_EX | LOCK_NB), "flock()");
+	ASSERT_FENCED(fchmod(file, 0644), "fchmod()");
+	ASSERT_FENCED(fchown(file, getuid(), getgid()), "fchown()");
+	ASSERT_FENCED(fsetxattr(file, "user.fdh", "x", 1, 0), "fsetxattr()");
+	ASSERT_FENCED(fremovexattr(file, "user.fdh"), "fremovexattr()");
+	ASSERT_FENCED(syscall(SYS_getdents64, dir, buf, sizeof(buf)),
+		      "getdents64() (moves the shared directory offset)");
+}
+
+TEST(fenced_epoll_fd_cannot_be_waited_on_or_changed)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep, other, p[2];
+
+	REQUIRE_SECCOMP();
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	other = epoll_create1(EPOLL_CLOEXEC);
+	ASSERT_GE(ep, 0);
+	ASSERT_GE(other, 0);
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	ASSERT_EQ(epoll_ctl(other, EPOLL_CTL_ADD, ep, &ev), 0);
+	FENCE(&ep, 1);
+
+	ASSERT_FENCED(epoll_wait(ep, &ev, 1, 0), "epoll_wait() (takes events)");
+	ASSERT_FENCED(epoll_pwait(ep, &ev, 1, 0, NULL), "epoll_pwait()");
+	ASSERT_FENCED(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev),
+		      "epoll_ctl() on the fenced epoll fd (its interest list is shared)");
+	ASSERT_EQ(epoll_ctl(other, EPOLL_CTL_DEL, ep, NULL), 0,
+		  "unregistering the fenced fd from another epoll stays allowed: %m");
+}
+
+/*
+ * recvmmsg_time64 exists only on 32-bit ABIs (x86_64's recvmmsg already
+ * takes a 64-bit timespec): libseccomp resolves the name to a pseudo
+ * number here, which it leaves out of a native filter, and the fence
+ * lists it for the ABIs that have it.  i386 calls pass the fence anyway
+ * (a foreign ABI; see foreign_abi_calls_pass_the_fence).
+ */
+TEST(recvmmsg_time64_is_listed_where_the_abi_has_it)
+{
+	int native = seccomp_syscall_resolve_name("recvmmsg_time64");
+	int i386 = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86,
+						     "recvmmsg_time64");
+	int p[2];
+
+	REQUIRE_SECCOMP();
+#if defined(__x86_64__)
+	ASSERT_LT(native, 0, "no native recvmmsg_time64 on x86_64 (%d)", native);
+	ASSERT_EQ(i386, 417, "recvmmsg_time64 is syscall 417 on i386");
+#else
+	(void)native;
+	(void)i386;
+#endif
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	FENCE(&p[0], 1);
+	ASSERT_FENCED(recvmmsg(p[0], NULL, 0, 0, NULL), "recvmmsg()");
+}
+
+/*
+ * What QEMU's qemu_close_all_open_fd() does in a helper it forks (and
+ * systemd's close_all_fds(), CPython's os.closerange()): close_range(),
+ * and if that fails, one pass over /proc/self/fd closing each fd.
+ */
+static void close_all_from(unsigned int first)
+{
+	struct dirent *de;
+	DIR *dir;
+
+	if (syscall(SYS_close_range, first, ~0u, 0u) == 0)
+		return;
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] != '.' && fd >= (int)first && fd != dirfd(dir))
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/*
+ * Under FDH_FENCE_KEEP_OPEN, a helper forked later that closes "every fd
+ * from 3" closes every unfenced fd and keeps the fenced ones: close_range()
+ * fails with ENOSYS, which callers take as "not supported" and close fd by
+ * fd.  Before, it failed with EBADF, which QEMU answered the same way but
+ * a caller that checks for ENOSYS takes as failure.
+ */
+TEST(keep_open_lets_a_forked_helper_close_everything_else)
+{
+	int fenced[2], other[2], status;
+	pid_t helper;
+
+	REQUIRE_SECCOMP();
+	ASSERT_EQ(pipe2(fenced, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(other, O_CLOEXEC), 0);
+	ASSERT_EQ(fdh_fence_fds(&fenced[0], 1, FDH_FENCE_KEEP_OPEN), 0, "%s",
+		  fdh_last_error()->msg);
+	helper = fork();
+	ASSERT_GE(helper, 0);
+	if (helper == 0) {
+		if (syscall(SYS_close_range, 3u, ~0u, 0u) != -1 || errno != ENOSYS)
+			_exit(10);
+		if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+			_exit(11);
+		close_all_from(3);
+		if (fcntl(other[0], F_GETFD) != -1 || fcntl(other[1], F_GETFD) != -1)
+			_exit(12);	/* an unfenced fd survived */
+		if (fcntl(fenced[0], F_GETFD) < 0)
+			_exit(13);	/* the fenced number was freed */
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(helper, &status, 0), helper);
+	ASSERT_TRUE(WIFEXITED(status), "status %#x", status);
+	ASSERT_EQ(WEXITSTATUS(status), 0,
+		  "10: close_range not ENOSYS, 11: CLOEXEC refused, 12: other fd left open, 13: fenced fd closed");
+}
+
+static int open_many(int *fds, size_t n);
+
+/* A range that holds no fenced number closes as usual below and above. */
+TEST(keep_open_close_range_outside_the_fenced_numbers_works)
+{
+	int fds[4];
+
+	REQUIRE_SECCOMP();
+	ASSERT_EQ(open_many(fds, 4), 0);
+	ASSERT_EQ(fdh_fence_fds(&fds[1], 2, FDH_FENCE_KEEP_OPEN), 0, "%s",
+		  fdh_last_error()->msg);
+	ASSERT_EQ(syscall(SYS_close_range, (unsigned int)fds[0],
+			  (unsigned int)fds[0], 0u), 0,
+		  "below the lowest fenced number: %m");
+	ASSERT_EQ(syscall(SYS_close_range, (unsigned int)fds[3], ~0u, 0u), 0,
+		  "above the highest: %m");
+	ASSERT_GE(fcntl(fds[1], F_GETFD), 0);
+	ASSERT_GE(fcntl(fds[2], F_GETFD), 0);
 }
 
 TEST(bookkeeping_calls_on_a_fenced_fd_still_work)
@@ -671,7 +893,9 @@ TEST(refuses_more_than_fdh_fence_max_fds)
 	if (r == -EMFILE)
 		SKIP("RLIMIT_NOFILE too low for %d fds", FDH_FENCE_MAX + 1);
 	ASSERT_EQ(r, 0, "%s", strerror(-r));
-	ASSERT_REFUSED(fdh_fence_fds(fds, FDH_FENCE_MAX + 1, 0), -EINVAL);
+	ASSERT_REFUSED(fdh_fence_fds(fds, FDH_FENCE_MAX + 1, 0), -E2BIG);
+	ASSERT_TRUE(strstr(fdh_last_error()->msg, "FDH_FENCE_MAX") != NULL,
+		    "%s", fdh_last_error()->msg);
 }
 
 TEST(fences_fdh_fence_max_fds_at_once)
@@ -688,6 +912,23 @@ TEST(fences_fdh_fence_max_fds_at_once)
 	ASSERT_FENCED(write(fds[0], "x", 1), "write() on the first fd");
 	ASSERT_FENCED(write(fds[FDH_FENCE_MAX - 1], "x", 1), "write() on the last fd");
 	ASSERT_FENCED(read(fds[FDH_FENCE_MAX / 2], &r, 1), "read() on one in the middle");
+}
+
+/* The largest set with both flags still fits one filter. */
+TEST(fences_fdh_fence_max_fds_at_once_keeping_them_open)
+{
+	int fds[FDH_FENCE_MAX];
+	int r;
+
+	REQUIRE_SECCOMP();
+	r = open_many(fds, FDH_FENCE_MAX);
+	if (r == -EMFILE)
+		SKIP("RLIMIT_NOFILE too low for %d fds", FDH_FENCE_MAX);
+	ASSERT_EQ(r, 0, "%s", strerror(-r));
+	ASSERT_EQ(fdh_fence_fds(fds, FDH_FENCE_MAX, FDH_FENCE_KEEP_OPEN), 0,
+		  "%s", fdh_last_error()->msg);
+	ASSERT_FENCED(write(fds[FDH_FENCE_MAX - 1], "x", 1), "write() on the last fd");
+	ASSERT_FENCED(close(fds[0]), "close() of the first");
 }
 
 TEST(successive_fences_stack)
