@@ -78,7 +78,8 @@ def main(paths):
         try:
             text = open(path, encoding="utf-8", errors="replace").read()
         except FileNotFoundError:
-            if path.endswith(".tap") and not path.endswith("extra.tap"):
+            # (an unmatched shell glob, e.g. e2e-*.tap with FDH_E2E=0, is no file)
+            if path.endswith(".tap") and not path.endswith("extra.tap") and "*" not in path:
                 totals["failed"] += 1
                 notes.append(f"FAIL {path}: no output file")
             continue
