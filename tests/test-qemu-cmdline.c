@@ -488,4 +488,26 @@ TEST(plan_reader_uses_the_same_words)
 	qemu_cmdline_free(&q);
 }
 
+TEST(qmp_path_of_each_monitor_form)
+{
+	const char *a[] = { "q", "-S", "-qmp", "unix:/r/a,,b.sock,server=on,wait=off", NULL };
+	const char *b[] = { "q", "-mon", "chardev=m,mode=readline",
+		"-chardev", "socket,id=m,path=/r/hmp.sock,server=on",
+		"-chardev", "socket,id=c,path=/r/qmp.sock,server=on",
+		"-mon", "chardev=c,id=monitor,mode=control", NULL };
+	const char *c[] = { "q", "-chardev", "socket,id=c,fd=3,server=on",
+		"-mon", "chardev=c,mode=control", NULL };
+	const char *d[] = { "q", "-append", "-qmp unix:/x", NULL };
+	g_autofree char *pa = qemu_cmdline_qmp_path((char *const *)a, 4);
+	g_autofree char *pb = qemu_cmdline_qmp_path((char *const *)b, 9);
+	g_autofree char *pc = qemu_cmdline_qmp_path((char *const *)c, 5);
+	g_autofree char *pd = qemu_cmdline_qmp_path((char *const *)d, 3);
+
+	ASSERT_TRUE(pa && strcmp(pa, "/r/a,b.sock") == 0, "%s", pa ? pa : "NULL");
+	ASSERT_TRUE(pb && strcmp(pb, "/r/qmp.sock") == 0, "the control one, not HMP: %s",
+		    pb ? pb : "NULL");
+	ASSERT_TRUE(pc == NULL, "fd= has no path on the command line");
+	ASSERT_TRUE(pd == NULL, "-append's value is not an option");
+}
+
 TEST_HARNESS_MAIN

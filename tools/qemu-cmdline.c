@@ -1035,3 +1035,82 @@ void qemu_target_argv_free(struct qemu_target_argv *t)
 	g_clear_pointer(&t->notes, g_strfreev);
 	t->had_S = false;
 }
+
+/* "-mon chardev=ID,mode=control" or "-mon ID": the chardev, if control. */
+static char *control_mon_chardev(const char *val)
+{
+	struct qemu_keyval kv;
+	const char *id, *mode;
+	char *ret = NULL;
+
+	qemu_keyval_parse(val, &kv);
+	id = qemu_keyval_get(&kv, "chardev");
+	if (!id && kv.n && !kv.items[0].key)
+		id = kv.items[0].val;
+	mode = qemu_keyval_get(&kv, "mode");
+	if (id && mode && strcmp(mode, "control") == 0)
+		ret = g_strdup(id);
+	qemu_keyval_free(&kv);
+	return ret;
+}
+
+/* The path= of -chardev socket,id=ID,path=P (not fd=), or NULL. */
+static char *chardev_socket_path(char *const *argv, int argc, const char *id)
+{
+	char *ret = NULL;
+
+	for (int i = 1; i < argc && !ret; i++) {
+		const char *name = option_name(argv[i]);
+		struct qemu_keyval kv;
+		const char *cid, *path;
+
+		if (!name || !name[0] || !takes_arg(name) || i + 1 >= argc)
+			continue;
+		i++;
+		if (strcmp(name, "chardev") != 0)
+			continue;
+		qemu_keyval_parse(argv[i], &kv);
+		cid = qemu_keyval_get(&kv, "id");
+		path = qemu_keyval_get(&kv, "path");
+		if (kv.n && !kv.items[0].key && strcmp(kv.items[0].val, "socket") == 0 &&
+		    cid && strcmp(cid, id) == 0 && path)
+			ret = g_strdup(path);
+		qemu_keyval_free(&kv);
+	}
+	return ret;
+}
+
+char *qemu_cmdline_qmp_path(char *const *argv, int argc)
+{
+	char *ret = NULL;
+
+	for (int i = 1; i < argc && !ret; i++) {
+		const char *name = option_name(argv[i]);
+		const char *val;
+
+		if (!name || !name[0] || !takes_arg(name) || i + 1 >= argc)
+			continue;
+		val = argv[++i];
+		if (strcmp(name, "qmp") == 0 || strcmp(name, "qmp-pretty") == 0) {
+			struct qemu_keyval kv;
+
+			if (g_str_has_prefix(val, "chardev:")) {
+				ret = chardev_socket_path(argv, argc, val + 8);
+				continue;
+			}
+			if (!g_str_has_prefix(val, "unix:"))
+				continue;
+			/* "unix:P,server=on": the path is the bare first item. */
+			qemu_keyval_parse(val + 5, &kv);
+			if (kv.n && !kv.items[0].key)
+				ret = g_strdup(kv.items[0].val);
+			qemu_keyval_free(&kv);
+		} else if (strcmp(name, "mon") == 0) {
+			g_autofree char *id = control_mon_chardev(val);
+
+			if (id)
+				ret = chardev_socket_path(argv, argc, id);
+		}
+	}
+	return ret;
+}

@@ -122,6 +122,13 @@ struct qemu_target_argv {
 	char **notes;
 };
 
+/*
+ * The unix socket path of the first QMP monitor (-qmp/-qmp-pretty
+ * unix:P, or -mon mode=control on -chardev socket,path=P), or NULL (none,
+ * or only by fd=).  g_free.
+ */
+char *qemu_cmdline_qmp_path(char *const *argv, int argc);
+
 /* 0 or -errno; *ret_error (g_free) says what was refused and why */
 int qemu_target_argv_build(char *const *src_argv, int argc,
 			   const struct qemu_target_spec *spec,
