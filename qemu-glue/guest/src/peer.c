@@ -348,10 +348,16 @@ int main(int argc, char **argv)
 			drain_end = now + 400000000ull;
 			statq_next = now + 100000000ull; /* let in-flight echoes land first */
 		}
-		if (phase == 2 && (now >= drain_end || (stop_sig > 1)))
+		/* The drain lasts 400 ms; a guest that has not answered the last
+		 * STATQ by then (a slow or stalled guest: its final counts and drop
+		 * counters are what attributes the losses) gets up to 2 s more. */
+		if (phase == 2 && (stop_sig > 1 ||
+				   (now >= drain_end && have_stat_end && have_drops_end) ||
+				   now >= drain_end + 2000000000ull))
 			break;
 
-		if ((phase == 0 || phase == 2) && now >= statq_next && !(phase == 2 && have_stat_end)) {
+		if ((phase == 0 || phase == 2) && now >= statq_next &&
+		    !(phase == 2 && have_stat_end && have_drops_end)) {
 			struct fdh_pkt q = { .magic = FDH_MAGIC, .type = FDH_STATQ, .seq = statq_id++,
 					     .t_ns = now };
 			if (sendto(fd, &q, sizeof(q), 0, (struct sockaddr *)&ga, sizeof(ga)) < 0)
