@@ -17,7 +17,7 @@ Typical use::
         res = peer.stop()                         # JSON report (see guest/README.md)
     # netns deleted, QEMUs and peer killed
 
-Layout assumptions: this file is qemu-glue/e2e/vm.py; qemu-glue/qmp.py is the QMP client,
+Layout assumptions: this file is qemu-glue/e2e/vm.py; qmp.py next to it is the QMP client,
 qemu-glue/guest/build.sh builds the guest.  All must run as root (netns, TAP); QEMU itself
 may run as an unprivileged uid (``VM(uid=...)``).
 """
@@ -41,8 +41,8 @@ from typing import Any, Callable, Optional
 E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 GLUE_DIR = os.path.dirname(E2E_DIR)
 GUEST_DIR = os.path.join(GLUE_DIR, "guest")
-if GLUE_DIR not in sys.path:
-    sys.path.insert(0, GLUE_DIR)
+if E2E_DIR not in sys.path:  # qmp.py, whoever imports this module from wherever
+    sys.path.insert(0, E2E_DIR)
 
 from qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout  # noqa: E402
 
