@@ -111,6 +111,9 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		if (strcmp(f->mig, "active"))
 			event(f, "MIGRATION", f->mig);
 	}
+	/* Killed in the switch, before it could say how it ended. */
+	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "die-in-switch"))
+		_exit(9);
 	if (f->source && strcmp(cmd, "migrate_cancel") == 0) {
 		/* After a late commit migrate_cancel does nothing. */
 		f->mig = is(f, "late-commit") ? "completed" : "cancelled";
@@ -481,6 +484,24 @@ TEST_F_TIMEOUT(up, target_dying_before_its_monitor_changes_nothing, RUN_TIMEOUT_
 		    "error: %s", member(self->report, "error"));
 	EXPECT_FALSE(asked(log, "migrate-set-capabilities"), "nothing was changed:\n%s", log);
 	EXPECT_FALSE(asked(log, "cont"));
+}
+
+TEST_F_TIMEOUT(up, a_source_dying_in_the_switch_leaves_the_target_to_decide, RUN_TIMEOUT_S)
+{
+	/*
+	 * Whether the source committed before it died only the target knows
+	 * (it exits by itself without the commit): killing it could kill the
+	 * only copy of the guest.
+	 */
+	ASSERT_TRUE(start_source(self, "die-in-switch"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "never", "1"));
+	ASSERT_TRUE(finish_driver(self));
+	ASSERT_EQ(WEXITSTATUS(self->status), 1, "not a success");
+	EXPECT_TRUE(alive(self->target), "the target is not killed");
+	EXPECT_FALSE(json_object_has_member(self->report, "rolled_back"));
+	EXPECT_TRUE(json_object_get_boolean_member(self->report, "undecided"));
+	EXPECT_TRUE(strstr(member(self->report, "hint"), "exits by itself"),
+		    "what to do: %s", member(self->report, "hint"));
 }
 
 int main(int argc, char **argv)

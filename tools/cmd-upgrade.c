@@ -146,6 +146,8 @@ struct upgrade {
 	bool src_closed;
 	bool source_exited;
 	bool committed;
+	/* The source died mid-switch and the target lives: it decides. */
+	bool undecided;
 	int64_t stop_us;		/* QEMU timestamps, realtime */
 	int64_t resume_us;
 	bool target_resumed;
@@ -1098,8 +1100,8 @@ static bool rollback(struct upgrade *u)
 		qmp_set_abort(u->src, NULL);
 	if (u->dst)
 		qmp_set_abort(u->dst, NULL);
-	if (u->migrate_sent && u->src && !u->src_closed) {
-		if (!source_final(u)) {
+	if (u->migrate_sent) {
+		if (u->src && !u->src_closed && !source_final(u)) {
 			qmp_execute(u->src, "migrate_cancel", NULL, NULL,
 				    u->timeout_ms, NULL);
 			if (!wait_until(u, source_final, ROLLBACK_WAIT_MS)) {
@@ -1119,6 +1121,19 @@ static bool rollback(struct upgrade *u)
 		    strcmp(u->src_mig_status, "completed") == 0) {
 			u->committed = true;
 			return false;
+		}
+		if (!status_final(u->src_mig_status)) {
+			/*
+			 * The source died or went silent during the switch:
+			 * whether it committed only the target knows.  Without
+			 * the commit it exits by itself (patch 0009), with it
+			 * it is the only copy of the guest: never kill it.
+			 */
+			wait_until(u, target_reaped, u->timeout_ms);
+			if (!u->target_exited) {
+				u->undecided = true;
+				return true;
+			}
 		}
 	}
 	u->rolled_back = g_strdup(u->error);
@@ -1334,6 +1349,8 @@ static void emit_json(struct upgrade *u, bool ok)
 	json_begin_object(NULL);
 	json_bool("ok", ok);
 	json_bool("committed", u->committed);
+	if (u->undecided)
+		json_bool("undecided", true);
 	if (u->dry_run)
 		json_bool("dry_run", true);
 	if (u->rolled_back)
@@ -1429,6 +1446,11 @@ static int report_failure(struct upgrade *u)
 		hint = g_strdup_printf(
 			"the target (pid %d) owns the guest now: check it with query-status on %s; never resume the source (pid %d): it is fenced; quit it once the target runs",
 			u->target_pid, u->dst_qmp_path, u->src_pid);
+		code = CLI_EXIT_FAILURE;
+	} else if (u->undecided) {
+		hint = g_strdup_printf(
+			"the source (pid %d) did not say how its migration ended; the target (pid %d) was left alone: it runs the guest if the source committed, and exits by itself within seconds if not; check it with query-status on %s",
+			u->src_pid, u->target_pid, u->dst_qmp_path);
 		code = CLI_EXIT_FAILURE;
 	} else if (u->rolled_back) {
 		hint = g_strdup_printf(
