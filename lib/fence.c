@@ -202,7 +202,8 @@ static int add_close_range_rule(scmp_filter_ctx ctx, const int *fds,
 			hi = (unsigned int)fds[i];
 	}
 	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 3,
-				SCMP_A0(SCMP_CMP_LE, hi), SCMP_A1(SCMP_CMP_GE, lo),
+				SCMP_A0(SCMP_CMP_LE, hi, 0),
+				SCMP_A1(SCMP_CMP_GE, lo, 0),
 				SCMP_A2(SCMP_CMP_MASKED_EQ, CLOSE_RANGE_CLOEXEC, 0));
 }
 
