@@ -259,8 +259,9 @@ int main(void)
 		return die("decode");
 	t_codec = now_ns();
 
-	/* 3. Open the source by pid + start time: a recycled pid is refused. */
-	if (fdh_source_open_pid(got->source.pid, got->source.start_time, &src) < 0)
+	/* 3. Open the manifest's source: a recycled pid, a manifest of another
+	 * boot or a changed uid is refused. */
+	if (fdh_source_open_manifest(got, &src) < 0)
 		return die("open source");
 	t_open = now_ns();
 
@@ -276,7 +277,7 @@ int main(void)
 		return die("pull");
 	t_pull = now_ns();
 
-	printf("\nmoved (manifest %zu bytes, %s, %zu/%zu proven by kcmp):\n",
+	printf("\nmoved (manifest %zu bytes, %s, %zu/%zu proven the source's):\n",
 	       wire_len, fdh_transport_name(report.transport),
 	       report.n_kcmp_verified, got->n_entries);
 	for (size_t i = 0; i < got->n_entries; i++)
