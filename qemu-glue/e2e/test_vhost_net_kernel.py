@@ -15,9 +15,12 @@ asserts from that output:
   RESET_OWNER), B takes (SET_OWNER ... SET_BACKEND) at its own addresses;
   0 lost each way at 1000 packets/s; frames sent while the device had no
   owner (a 50 ms hold) delivered; the vhost worker is B's ("vhost-<B pid>",
-  one per queue pair, none of A's); A exits 0;
+  one per queue pair, none of A's); before A's release, B's SET_OWNER gets
+  EBUSY and its SET_MEM_TABLE EPERM; A exits 0;
 - vhost_net_rollback_{1q,2q}: A releases, B gives up, A takes back: 0 lost,
   the worker is A's again, both exit 0;
+- vhost_net_handover_reset_only_{1q,2q}: the release is RESET_OWNER alone,
+  the ring bases read from used->idx (Documentation/vhost-net.md): 0 lost;
 - vhost_net_target_killed_after_take_1q: what the kernel leaves a source
   whose target died owning the device: SET_OWNER EBUSY, RESET_OWNER EPERM,
   the dead target's worker still running.  Rollback is only possible before
@@ -178,6 +181,10 @@ def check_handover(name: str, queues: int) -> None:
     check(r["queues"] == queues, "queues %d" % r["queues"])
     check_traffic(r)
     check("pidfd_getfd" in r["pulled"], "the target's fds came by: %s" % r["pulled"])
+    # Nothing of the take can be done before the source's RESET_OWNER.
+    check("SET_OWNER=-%d SET_MEM_TABLE=-%d" % (EBUSY, EPERM) in r["pulled"],
+          "while the source owned the device the target's SET_OWNER / SET_MEM_TABLE gave: %s"
+          % r["pulled"])
     check(r["workers_target"] == queues and r["workers_source"] == 0,
           "vhost workers after the switch: vhost-%d x%d (target), vhost-%d x%d (source)"
           % (r["target_pid"], r["workers_target"], r["source_pid"], r["workers_source"]))
@@ -230,6 +237,16 @@ def vhost_net_rollback_1q():
 @test
 def vhost_net_rollback_2q():
     check_rollback("vhost_net_rollback_2q", 2)
+
+
+@test
+def vhost_net_handover_reset_only_1q():
+    check_handover("vhost_net_handover_reset_only_1q", 1)
+
+
+@test
+def vhost_net_handover_reset_only_2q():
+    check_handover("vhost_net_handover_reset_only_2q", 2)
 
 
 @test

@@ -27,7 +27,8 @@
  * Output on stdout (the console): KTAP ("ok N name # ..."), one
  * "VHN-RESULT {json}" line per scenario and "VHN-DONE passed=N failed=N".
  *
- * Usage: vhost-handover [-r PPS] [-t SECONDS_AROUND_SWITCH] [NAME-FILTER]
+ * Usage: vhost-handover [-r PPS] [-t SECONDS_AROUND_SWITCH] [-H HOLD_MS]
+ *                       [-X TAKE_STEPS_TO_SKIP] [-Y RELEASE_STEPS_TO_SKIP] [NAME-FILTER]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -103,6 +104,7 @@ struct ctl {
 	int32_t err;
 	int32_t pid;
 	uint32_t nq;
+	uint32_t skip;			/* STOP/TAKE: ioctl steps to leave out */
 	uint16_t base[VH_MAX_VQS];	/* per global vq */
 	uint16_t used[VH_MAX_VQS];	/* used->idx seen by the releaser */
 	struct fdset fds;
@@ -173,7 +175,8 @@ static int tun_open(bool mq)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", IFNAME);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR |
 			(mq ? IFF_MULTI_QUEUE : 0);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	int hdr = (int)VH_HDR_LEN;	/* VERSION_1 / MRG_RXBUF header */
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
 		int e = -errno;
 		close(fd);
 		return e;
@@ -592,18 +595,19 @@ static void owner_devs(struct owner *o, const int *tap, const int *vhost,
 		d->call[1] = call[2 * p + 1];
 		d->pair = p;
 		d->ram = o->ram;
-		d->features = 0;	/* legacy split ring, 10-byte header */
+		d->features = VH_FEATURES;
 	}
 }
 
 /* Take every device at bases (per global vq); fills m->ns, m->t_ns. */
-static int owner_take(struct owner *o, const uint16_t *base, struct ctl *m)
+static int owner_take(struct owner *o, const uint16_t *base, unsigned skip,
+		      struct ctl *m)
 {
 	uint64_t t0 = vh_now_ns();
 
 	for (unsigned p = 0; p < o->nq; p++) {
 		enum vh_step failed = VH_STEP_MAX;
-		int r = vh_dev_take(&o->dev[p], base + 2 * p, m->ns, &failed);
+		int r = vh_dev_take(&o->dev[p], base + 2 * p, skip, m->ns, &failed);
 		if (r) {
 			snprintf(m->text, sizeof(m->text), "pair %u: %s: %s", p,
 				 vh_step_name(failed), strerror(-r));
@@ -614,13 +618,13 @@ static int owner_take(struct owner *o, const uint16_t *base, struct ctl *m)
 	return 0;
 }
 
-static int owner_release(struct owner *o, struct ctl *m)
+static int owner_release(struct owner *o, unsigned skip, struct ctl *m)
 {
 	uint64_t t0 = vh_now_ns();
 
 	for (unsigned p = 0; p < o->nq; p++) {
 		enum vh_step failed = VH_STEP_MAX;
-		int r = vh_dev_release(&o->dev[p], m->base + 2 * p, m->ns,
+		int r = vh_dev_release(&o->dev[p], m->base + 2 * p, skip, m->ns,
 				       &failed);
 		if (r) {
 			snprintf(m->text, sizeof(m->text), "pair %u: %s: %s", p,
@@ -651,12 +655,12 @@ static int owner_loop(int ctl, struct owner *o)
 		switch (m.cmd) {
 		case C_STOP:
 			r.cmd = C_STOPPED;
-			r.err = owner_release(o, &r);
+			r.err = owner_release(o, m.skip, &r);
 			break;
 		case C_TAKE:
 		case C_RESUME:
 			r.cmd = m.cmd == C_TAKE ? C_TAKEN : C_RESUMED;
-			r.err = owner_take(o, m.base, &r);
+			r.err = owner_take(o, m.base, m.skip, &r);
 			break;
 		case C_RESET: {
 			/* Only to show what the kernel answers a non-owner. */
@@ -719,7 +723,7 @@ static int role_source(int ctl, int memfd, unsigned nq, const int *kick,
 		}
 	}
 	owner_devs(&o, tap, vhost, kick, call);
-	r = owner_take(&o, base, &m);
+	r = owner_take(&o, base, 0, &m);
 	if (r) {
 		m.err = r;
 		ctl_send(ctl, &m);
@@ -841,11 +845,23 @@ static int role_target(int ctl)
 		return 1;
 	}
 	r.t_ns = vh_now_ns() - t0;
+	/* What the kernel lets a non-owner do while A owns the device: take
+	 * it (EBUSY expected) or program it (EPERM expected).  Nothing of the
+	 * take can move before A's RESET_OWNER. */
+	struct {
+		struct vhost_memory m;
+		struct vhost_memory_region r[1];
+	} mem = { .m.nregions = 1,
+		  .r[0] = { .memory_size = VH_MEM_SIZE,
+			    .userspace_addr = (uint64_t)(uintptr_t)o.ram } };
+	int own = ioctl(vhost[0], VHOST_SET_OWNER) < 0 ? -errno : 0;
+	int tbl = ioctl(vhost[0], VHOST_SET_MEM_TABLE, &mem) < 0 ? -errno : 0;
 	r.map_addr = (uint64_t)(uintptr_t)o.ram;
 	snprintf(r.text, sizeof(r.text),
-		 "%u fds by %s, %zu kcmp-verified, features 0x%llx", n,
+		 "%u fds by %s, %zu kcmp-verified, features 0x%llx; while the "
+		 "source owns: SET_OWNER=%d SET_MEM_TABLE=%d", n,
 		 fdh_transport_name(rep.transport), rep.n_kcmp_verified,
-		 (unsigned long long)feat);
+		 (unsigned long long)feat, own, tbl);
 	ctl_send(ctl, &r);
 	return owner_loop(ctl, &o);
 }
@@ -859,15 +875,23 @@ struct scenario {
 	const char *name;
 	unsigned nq;
 	enum mode mode;
+	unsigned release_skip;		/* vh_step bits the release leaves out */
 };
 
+#define RESET_ONLY ((1u << VH_SET_BACKEND_OFF) | (1u << VH_GET_VRING_BASE))
+
 static const struct scenario scenarios[] = {
-	{ "vhost_net_handover_1q", 1, HANDOVER },
-	{ "vhost_net_handover_2q", 2, HANDOVER },
-	{ "vhost_net_rollback_1q", 1, ROLLBACK },
-	{ "vhost_net_rollback_2q", 2, ROLLBACK },
-	{ "vhost_net_target_killed_after_take_1q", 1, TARGET_KILLED },
+	{ "vhost_net_handover_1q", 1, HANDOVER, 0 },
+	{ "vhost_net_handover_2q", 2, HANDOVER, 0 },
+	{ "vhost_net_rollback_1q", 1, ROLLBACK, 0 },
+	{ "vhost_net_rollback_2q", 2, ROLLBACK, 0 },
+	{ "vhost_net_handover_reset_only_1q", 1, HANDOVER, RESET_ONLY },
+	{ "vhost_net_handover_reset_only_2q", 2, HANDOVER, RESET_ONLY },
+	{ "vhost_net_target_killed_after_take_1q", 1, TARGET_KILLED, 0 },
 };
+
+/* -X: steps every handover leaves out (experiments, see vhost-net.md). */
+static unsigned opt_skip_take, opt_skip_release;
 
 static unsigned opt_pps = 1000;
 static unsigned opt_ms = 1000;		/* traffic before and after the switch */
@@ -1086,7 +1110,10 @@ static void run_scenario(const struct scenario *sc, struct result *res)
 
 	/* The stop window: A releases, B (or A again) takes. */
 	t0 = vh_now_ns();
-	ctl_reply(a.ctl, C_STOP, 0, NULL);
+	memset(&m, 0, sizeof(m));
+	m.cmd = C_STOP;
+	m.skip = sc->release_skip | opt_skip_release;
+	ctl_send(a.ctl, &m);
 	if ((e = ctl_expect(a.ctl, &res->stopped, C_STOPPED, CTL_TIMEOUT_MS)) || res->stopped.err) {
 		FAIL("source release: %s %s", e ? strerror(-e) : "", res->stopped.text);
 		goto out;
@@ -1107,6 +1134,7 @@ static void run_scenario(const struct scenario *sc, struct result *res)
 		}
 	} else {
 		m.cmd = C_TAKE;
+		m.skip = opt_skip_take;
 		ctl_send(b.ctl, &m);
 		if ((e = ctl_expect(b.ctl, &res->taken, C_TAKEN, CTL_TIMEOUT_MS)) ||
 		    res->taken.err) {
@@ -1275,7 +1303,7 @@ static void print_result(unsigned idx, const struct scenario *sc, struct result 
 	       "\"peer_sent\":%llu,\"driver_received\":%llu,\"lost_peer_to_driver\":%lld,"
 	       "\"dup\":%llu,\"driver_rx_q\":[%llu,%llu],\"tx_ring_full\":%llu,"
 	       "\"delivered_sent_in_window\":[%llu,%llu],\"max_gap_ms_driver_to_peer\":%.3f,\"max_gap_ms_peer_to_driver\":%.3f,"
-	       "\"window_ms\":%.3f,\"hold_ms\":%u,\"release_ms\":%.3f,\"take_ms\":%.3f,\"pull_ms\":%.3f,"
+	       "\"release_skip\":\"0x%x\",\"take_skip\":\"0x%x\",\"window_ms\":%.3f,\"hold_ms\":%u,\"release_ms\":%.3f,\"take_ms\":%.3f,\"pull_ms\":%.3f,"
 	       "\"source_pid\":%d,\"target_pid\":%d,\"workers_source\":%u,\"workers_target\":%u,"
 	       "\"workers_target_after_its_death\":%u,"
 	       "\"source_exit\":%d,\"target_exit\":%d,\"source_map\":\"0x%llx\",\"target_map\":\"0x%llx\","
@@ -1291,7 +1319,7 @@ static void print_result(unsigned idx, const struct scenario *sc, struct result 
 	       (unsigned long long)h2d->tx_full,
 	       (unsigned long long)d2h->in_window, (unsigned long long)h2d->in_window,
 	       ms(d2h->max_gap_ns), ms(h2d->max_gap_ns),
-	       ms(res->window_ns), opt_hold_ms, ms(res->stopped.t_ns), ms(take->t_ns), ms(res->pulled.t_ns),
+	       sc->release_skip | opt_skip_release, opt_skip_take, ms(res->window_ns), opt_hold_ms, ms(res->stopped.t_ns), ms(take->t_ns), ms(res->pulled.t_ns),
 	       res->a_pid, res->b_pid, res->workers_a, res->workers_b,
 	       res->workers_b_after_exit,
 	       WIFEXITED(res->a_status) ? WEXITSTATUS(res->a_status) : -1,
@@ -1321,7 +1349,7 @@ int main(int argc, char **argv)
 	const char *filter = "";
 	int c;
 
-	while ((c = getopt(argc, argv, "r:t:H:")) != -1) {
+	while ((c = getopt(argc, argv, "r:t:H:X:Y:")) != -1) {
 		switch (c) {
 		case 'r':
 			opt_pps = (unsigned)atoi(optarg);
@@ -1332,8 +1360,16 @@ int main(int argc, char **argv)
 		case 'H':
 			opt_hold_ms = (unsigned)atoi(optarg);
 			break;
+		case 'X':	/* take steps to leave out */
+		case 'Y':	/* release steps to leave out */
+			if (vh_steps_parse(optarg, c == 'X' ? &opt_skip_take
+							    : &opt_skip_release)) {
+				fprintf(stderr, "vhost-handover: unknown step in %s\n", optarg);
+				return 2;
+			}
+			break;
 		default:
-			fprintf(stderr, "usage: vhost-handover [-r PPS] [-t SECONDS] [-H HOLD_MS] [FILTER]\n");
+			fprintf(stderr, "usage: vhost-handover [-r PPS] [-t SECONDS] [-H HOLD_MS] [-X TAKE_STEPS_TO_SKIP] [-Y RELEASE_STEPS_TO_SKIP] [FILTER]\n");
 			return 2;
 		}
 	}

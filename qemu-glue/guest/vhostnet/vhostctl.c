@@ -53,9 +53,34 @@ uint64_t vh_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int vh_steps_parse(const char *names, unsigned *ret_mask)
+{
+	unsigned mask = 0;
+	const char *p = names;
+
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+		unsigned s;
+
+		for (s = 0; s < VH_STEP_MAX; s++)
+			if (strlen(step_names[s]) == n && strncmp(step_names[s], p, n) == 0)
+				break;
+		if (s == VH_STEP_MAX)
+			return -EINVAL;
+		mask |= 1u << s;
+		p += n + (p[n] == ',');
+	}
+	*ret_mask = mask;
+	return 0;
+}
+
+/* Each function below is called with its skip mask as `skip`. */
+#define timed(fd, req, arg, step, ns, failed) \
+	((skip & (1u << (step))) ? 0 : timed_ioctl(fd, req, arg, step, ns, failed))
+
 /* ioctl, timed into ns[step]; -errno on failure with *failed = step. */
-static int timed(int fd, unsigned long req, void *arg, enum vh_step step,
-		 uint64_t *ns, enum vh_step *failed)
+static int timed_ioctl(int fd, unsigned long req, void *arg, enum vh_step step,
+		       uint64_t *ns, enum vh_step *failed)
 {
 	uint64_t t0 = vh_now_ns();
 	int r = ioctl(fd, req, arg);
@@ -69,8 +94,8 @@ static int timed(int fd, unsigned long req, void *arg, enum vh_step step,
 	return 0;
 }
 
-int vh_dev_take(const struct vh_dev *d, const uint16_t base[2], uint64_t *ns,
-		enum vh_step *ret_failed)
+int vh_dev_take(const struct vh_dev *d, const uint16_t base[2], unsigned skip,
+		uint64_t *ns, enum vh_step *ret_failed)
 {
 	struct {
 		struct vhost_memory m;
@@ -82,8 +107,10 @@ int vh_dev_take(const struct vh_dev *d, const uint16_t base[2], uint64_t *ns,
 	r = timed(d->vhost, VHOST_SET_OWNER, NULL, VH_SET_OWNER, ns, ret_failed);
 	if (r)
 		return r;
-	/* Also sets the vnet header lengths: 10 bytes on the socket side for
-	 * a TAP with IFF_VNET_HDR when neither MRG_RXBUF nor VERSION_1. */
+	/* Also sets the vnet header lengths: 12 bytes on the socket side (a
+	 * TAP with IFF_VNET_HDR) with MRG_RXBUF or VERSION_1, 0 in vhost.
+	 * RESET_OWNER zeroed both, and acked features decide the header
+	 * size, endianness and EVENT_IDX: the new owner cannot skip it. */
 	r = timed(d->vhost, VHOST_SET_FEATURES, &features, VH_SET_FEATURES, ns,
 		  ret_failed);
 	if (r)
@@ -145,8 +172,8 @@ int vh_dev_take(const struct vh_dev *d, const uint16_t base[2], uint64_t *ns,
 	return 0;
 }
 
-int vh_dev_release(const struct vh_dev *d, uint16_t ret_base[2], uint64_t *ns,
-		   enum vh_step *ret_failed)
+int vh_dev_release(const struct vh_dev *d, uint16_t ret_base[2], unsigned skip,
+		   uint64_t *ns, enum vh_step *ret_failed)
 {
 	uint16_t base[2];
 	int r;
@@ -165,7 +192,7 @@ int vh_dev_release(const struct vh_dev *d, uint16_t ret_base[2], uint64_t *ns,
 			return r;
 	}
 	for (unsigned i = 0; i < 2; i++) {
-		struct vhost_vring_state s = { .index = i };
+		struct vhost_vring_state s = { .index = i, .num = 0 };
 
 		r = timed(d->vhost, VHOST_GET_VRING_BASE, &s, VH_GET_VRING_BASE,
 			  ns, ret_failed);
@@ -178,6 +205,13 @@ int vh_dev_release(const struct vh_dev *d, uint16_t ret_base[2], uint64_t *ns,
 		  ret_failed);
 	if (r)
 		return r;
+	if (skip & (1u << VH_GET_VRING_BASE)) {
+		for (unsigned i = 0; i < 2; i++) {
+			const struct vring_used *u = (const void *)(d->ram +
+				(size_t)(d->pair * 2 + i) * VH_VQ_STRIDE + VH_USED_OFF);
+			base[i] = __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+		}
+	}
 	ret_base[0] = base[0];
 	ret_base[1] = base[1];
 	return 0;

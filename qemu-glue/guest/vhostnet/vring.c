@@ -4,6 +4,9 @@
  * single consumer per ring; the device is the kernel's vhost worker, which
  * reads avail->idx with acquire semantics and publishes used->idx with
  * release semantics, so the driver pairs with __atomic acquire/release.
+ * The driver kicks after every batch: with EVENT_IDX it could skip kicks
+ * the device's avail_event says it does not need, but an extra kick is
+ * harmless and a pending one is what a handover must not lose.
  */
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +76,9 @@ unsigned vh_rx_poll(struct vh_vq *vq,
 		n++;
 	}
 	if (n) {
+		/* EVENT_IDX: call us when the device passes what we consumed
+		 * (the driver polls as well, so a late call costs latency only). */
+		vq->avail->ring[VH_QSZ] = vq->last_used;
 		__atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
 		vh_vq_kick(vq);
 	}

@@ -14,9 +14,11 @@
  *   +0x2000  used ring
  *   +0x4000  VH_QSZ buffers of VH_BUF_SZ bytes (descriptor i -> buffer i)
  *
- * Feature set: none (legacy, no MRG_RXBUF, no EVENT_IDX), so every frame is
- * a 10-byte struct virtio_net_hdr followed by the Ethernet frame, in one
- * descriptor, and the TAP's default vnet header size (10) matches.
+ * Features: what QEMU's virtio-net negotiates with vhost-net on a modern
+ * guest, as far as a minimal driver needs: VERSION_1, MRG_RXBUF and
+ * RING_EVENT_IDX.  Every frame is a 12-byte struct virtio_net_hdr_mrg_rxbuf
+ * followed by the Ethernet frame, in one descriptor (a frame always fits one
+ * buffer, so num_buffers is 1); the TAP's vnet header size is set to 12.
  */
 #ifndef VH_VRING_H
 #define VH_VRING_H
@@ -35,7 +37,10 @@
 #define VH_AVAIL_OFF 0x1000u
 #define VH_USED_OFF 0x2000u
 #define VH_BUF_OFF 0x4000u
-#define VH_HDR_LEN ((uint32_t)sizeof(struct virtio_net_hdr))
+#define VH_HDR_LEN ((uint32_t)sizeof(struct virtio_net_hdr_mrg_rxbuf))
+#define VH_FEATURES ((1ull << VIRTIO_F_VERSION_1) | \
+		     (1ull << VIRTIO_NET_F_MRG_RXBUF) | \
+		     (1ull << VIRTIO_RING_F_EVENT_IDX))
 
 static inline uint64_t vh_gpa(unsigned vq, uint32_t off)
 {
