@@ -72,7 +72,6 @@ static _Thread_local struct {
 	const struct fdh_pull_entry *entries;
 	const int *fds;
 	pid_t self;
-	int kcmp_error;		/* 0, or -errno of a kcmp that failed */
 } sort_ctx;
 
 /* Order by what verification proved of the file: dev, ino, remote fd. */
@@ -96,34 +95,6 @@ static int compare_kind_id(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-/*
- * kcmp(KCMP_FILE) orders open files (by their obfuscated kernel
- * pointers), consistently for the whole boot: sorting by it puts every
- * two entries that are one open file next to each other.
- */
-static int compare_kcmp(const void *pa, const void *pb)
-{
-	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-	int r;
-
-	if (sort_ctx.kcmp_error)
-		return a < b ? -1 : a > b;
-	r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self, KCMP_FILE,
-			 (unsigned long)sort_ctx.fds[a],
-			 (unsigned long)sort_ctx.fds[b]);
-	switch (r) {
-	case 0:
-		return 0;
-	case 1:
-		return -1;
-	case 2:
-		return 1;
-	default:		/* 3: no order known; < 0: refused */
-		sort_ctx.kcmp_error = r < 0 ? -errno : -EOPNOTSUPP;
-		return a < b ? -1 : a > b;
-	}
-}
-
 static int same_file_error(const struct fdh_pull_entry *entries, size_t a,
 			   size_t b)
 {
@@ -140,41 +111,82 @@ static int same_file_error(const struct fdh_pull_entry *entries, size_t a,
 }
 
 /*
+ * kcmp's order of entries a and b: -1, 0 (one open file) or 1.  2 when
+ * there is none: *ret_err is then -errno, or -EOPNOTSUPP where the
+ * kernel gives no order (kcmp returns 3).
+ */
+#define KCMP_NO_ORDER 2
+static int kcmp_order(size_t a, size_t b, int *ret_err)
+{
+	int r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self, KCMP_FILE,
+			     (unsigned long)sort_ctx.fds[a],
+			     (unsigned long)sort_ctx.fds[b]);
+
+	switch (r) {
+	case 0:
+		return 0;
+	case 1:
+		return -1;
+	case 2:
+		return 1;
+	default:
+		*ret_err = r < 0 ? -errno : -EOPNOTSUPP;
+		return KCMP_NO_ORDER;
+	}
+}
+
+/*
  * No two of the k entries in group (equal identities, so possibly one
  * open file) are one open file.  Every pair counts, not only neighbours
- * in fd order: sort by kcmp's own order (k log k calls), then equal
- * files are adjacent.  Where the kernel gives no order, every pair.
- * kcmp refused altogether proves nothing either way (see fdh_pull()).
+ * in fd order: merge sort by kcmp's own order (kcmp orders open files
+ * consistently for a boot; k log k calls), stopping at the first pair
+ * found equal; then equal files would be adjacent, and the neighbours are
+ * compared once more.  Our own merge sort, not qsort(): a comparison that
+ * fails half way must not leave qsort() with an inconsistent order.
+ * Where the kernel gives no order, every pair; kcmp refused altogether
+ * proves nothing either way (see fdh_pull()).  scratch holds k entries.
  */
-static int check_group(size_t *group, size_t k)
+static int check_group(size_t *group, size_t k, size_t *scratch)
 {
-	int r;
+	int c = 0, err = 0;
 
-	sort_ctx.kcmp_error = 0;
-	qsort(group, k, sizeof(*group), compare_kcmp);
-	if (sort_ctx.kcmp_error == -EOPNOTSUPP) {
-		for (size_t i = 0; i < k; i++)
-			for (size_t j = i + 1; j < k; j++) {
-				r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self,
-						 KCMP_FILE,
-						 (unsigned long)sort_ctx.fds[group[i]],
-						 (unsigned long)sort_ctx.fds[group[j]]);
-				if (r == 0)
+	for (size_t width = 1; width < k && !err; width *= 2) {
+		for (size_t lo = 0; lo < k && !err; lo += 2 * width) {
+			size_t mid = lo + width < k ? lo + width : k;
+			size_t hi = lo + 2 * width < k ? lo + 2 * width : k;
+			size_t i = lo, j = mid, o = lo;
+
+			while (i < mid && j < hi) {
+				c = kcmp_order(group[i], group[j], &err);
+				if (c == 0)
 					return same_file_error(sort_ctx.entries,
 							       group[i], group[j]);
+				if (c == KCMP_NO_ORDER)
+					break;
+				scratch[o++] = c < 0 ? group[i++] : group[j++];
 			}
+			while (i < mid)
+				scratch[o++] = group[i++];
+			while (j < hi)
+				scratch[o++] = group[j++];
+		}
+		if (!err)
+			memcpy(group, scratch, k * sizeof(*group));
+	}
+	if (err == -EOPNOTSUPP) {
+		for (size_t i = 0; i < k; i++)
+			for (size_t j = i + 1; j < k; j++)
+				if (kcmp_order(group[i], group[j], &err) == 0)
+					return same_file_error(sort_ctx.entries,
+							       group[i], group[j]);
 		return 0;
 	}
-	if (sort_ctx.kcmp_error)
+	if (err)
 		return 0;
-	for (size_t i = 1; i < k; i++) {
-		r = fdh_sys_kcmp(sort_ctx.self, sort_ctx.self, KCMP_FILE,
-				 (unsigned long)sort_ctx.fds[group[i - 1]],
-				 (unsigned long)sort_ctx.fds[group[i]]);
-		if (r == 0)
+	for (size_t i = 1; i < k; i++)
+		if (kcmp_order(group[i - 1], group[i], &err) == 0)
 			return same_file_error(sort_ctx.entries, group[i - 1],
 					       group[i]);
-	}
 	return 0;
 }
 
@@ -191,12 +203,13 @@ static int check_group(size_t *group, size_t k)
 static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 			  size_t n, const int *fds)
 {
-	size_t *order;
+	size_t *order, *scratch;
 	int r = 0;
 
-	order = malloc(n * sizeof(*order));
+	order = malloc(2 * n * sizeof(*order));
 	if (!order)
 		return fdh_fail(-ENOMEM, -1, "out of memory");
+	scratch = order + n;
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	sort_ctx.entries = entries;
@@ -224,7 +237,7 @@ static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 		if (hi - lo < 2)
 			continue;
 		if (!ids_known) {
-			r = check_group(order + lo, hi - lo);
+			r = check_group(order + lo, hi - lo, scratch);
 			continue;
 		}
 		qsort(order + lo, hi - lo, sizeof(*order), compare_kind_id);
@@ -234,7 +247,7 @@ static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 			     entries[order[a]].expect.kind_id; b++)
 				;
 			if (b - a > 1)
-				r = check_group(order + a, b - a);
+				r = check_group(order + a, b - a, scratch);
 		}
 	}
 	free(order);

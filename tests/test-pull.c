@@ -312,6 +312,25 @@ TEST_F(pull, accepts_many_distinct_queues_of_one_tap)
 	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
 }
 
+/* Sorted by kcmp's order, a dup among many queues meets its original. */
+TEST_F(pull, refuses_a_dup_among_many_queues)
+{
+	enum { N = 12 };
+	struct fdh_pull_entry e[N];
+	int fds[N];
+
+	for (int i = 0; i < N - 1; i++)
+		ASSERT_EQ(remote(&self->child, &e[i], "net0", "tap " TAP_NAME), 0);
+	e[N - 1] = e[5];
+	e[N - 1].remote_fd = fdsrc_cmd(&self->child, "dup2 %d 301", e[5].remote_fd);
+	ASSERT_EQ(e[N - 1].remote_fd, 301);
+	ASSERT_EQ(fdh_pull(self->src, e, N, fds, NULL), -EINVAL);
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "entries 5 ") &&
+		    strstr(fdh_last_error()->msg, "and 11 "),
+		    "names entries 5 and 11: %s", fdh_last_error()->msg);
+	EXPECT_EQ(fdsrc_count_own_fds(), self->fds_before);
+}
+
 TEST_F(pull, refuses_the_same_number_twice)
 {
 	struct fdh_pull_entry e[2];
