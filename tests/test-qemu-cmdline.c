@@ -381,6 +381,38 @@ TEST(readconfig_is_refused)
 	g_free(err);
 }
 
+TEST(listening_displays_are_refused)
+{
+	const char *bad[][3] = {
+		{ "-vnc", "127.0.0.1:0,audiodev=audio1", "127.0.0.1:0" },
+		{ "-vnc", "unix:/run/vm/vnc.sock", "vnc.sock" },
+		{ "-spice", "port=5900,addr=127.0.0.1,disable-ticketing=on", "port=5900" },
+		{ "-spice", "unix=on,addr=/run/vm/spice.sock", "spice.sock" },
+	};
+	const char *good[][2] = {
+		{ "-vnc", "none" }, { "-vnc", "localhost:5500,reverse=on" },
+		{ "-spice", "gl=off" },
+	};
+	struct qemu_target_argv t;
+	char *err;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		const char *src[] = { "q", bad[i][0], bad[i][1], NULL };
+
+		ASSERT_EQ(build(src, &t, &err), -EOPNOTSUPP, "%s %s", bad[i][0], bad[i][1]);
+		ASSERT_TRUE(strstr(err, bad[i][2]), "%s", err);
+		g_free(err);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+		const char *src[] = { "q", good[i][0], good[i][1], NULL };
+
+		ASSERT_EQ(build(src, &t, &err), 0, "%s %s: %s", good[i][0], good[i][1],
+			  err ? err : "");
+		ASSERT_GE(find_opt(t.argv, good[i][0], good[i][1]), 0);
+		qemu_target_argv_free(&t);
+	}
+}
+
 TEST(incoming_forms_are_all_dropped)
 {
 	const char *src[] = { "qemu-system-x86_64", "-incoming", "defer",

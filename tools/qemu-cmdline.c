@@ -850,6 +850,39 @@ static bool rewrite_trace(struct rewrite *w, const struct word *x)
 	return true;
 }
 
+/*
+ * -vnc/-spice: their servers listen (a port, or a unix path QEMU unlinks
+ * before binding) and take no listening fd from the command line; only
+ * a display that listens nowhere passes.
+ */
+static bool rewrite_display(struct rewrite *w, const struct word *x)
+{
+	struct qemu_keyval kv;
+	bool listens;
+
+	qemu_keyval_parse(x->val, &kv);
+	if (strcmp(x->name, "vnc") == 0) {
+		const char *addr = qemu_keyval_get(&kv, "vnc");
+		const char *rev = qemu_keyval_get(&kv, "reverse");
+
+		if (!addr && kv.n && !kv.items[0].key)
+			addr = kv.items[0].val;
+		listens = addr && strcmp(addr, "none") != 0 &&
+			  !(rev && parse_bool(rev));
+	} else {
+		const char *un = qemu_keyval_get(&kv, "unix");
+
+		listens = qemu_keyval_get(&kv, "port") ||
+			  qemu_keyval_get(&kv, "tls-port") || (un && parse_bool(un));
+	}
+	qemu_keyval_free(&kv);
+	if (listens)
+		return refuse(w, "-%s %s: the display server listens where the source does and cannot take its socket; the target could not bind it (a unix path would be taken from the source). Start the VM with -%s none (or reverse=on), or without the display",
+			      x->name, x->val, x->name);
+	emit(w, x->arg, x->val);
+	return true;
+}
+
 /* One word of the source; false when refused (w->error set). */
 static bool rewrite_word(struct rewrite *w, const struct word *x)
 {
@@ -916,6 +949,8 @@ static bool rewrite_word(struct rewrite *w, const struct word *x)
 	}
 	if (strcmp(name, "trace") == 0)
 		return rewrite_trace(w, x);
+	if (strcmp(name, "vnc") == 0 || strcmp(name, "spice") == 0)
+		return rewrite_display(w, x);
 	emit(w, x->arg, x->val);	/* -name, -msg, -sandbox, the rest */
 	return true;
 }
@@ -955,6 +990,7 @@ static bool rewrite_word(struct rewrite *w, const struct word *x)
  *                     vhostfd= (vhost-vsock) refused.
  *  -D P, -trace file=P  the target's own file in spec->workdir.
  *  -readconfig        refused: its sections would escape these rules.
+ *  -vnc, -spice that listen  refused: no way to hand their socket over.
  *  -name, -msg, -sandbox and anything else: as written.
  */
 int qemu_target_argv_build(char *const *src_argv, int argc,
