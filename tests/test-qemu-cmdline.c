@@ -309,6 +309,8 @@ TEST(vhost_net_is_refused_naming_the_netdev)
 	const char *b[] = { "qemu-system-x86_64", "-netdev",
 		"{\"type\":\"tap\",\"fd\":\"17\",\"vhost\":true,\"vhostfd\":\"19\",\"id\":\"hostnet3\"}", NULL };
 	const char *c[] = { "qemu-system-x86_64", "-device", "vhost-vsock-pci,id=vsock0,guest-cid=3,vhostfd=20", NULL };
+	const char *d[] = { "qemu-system-x86_64", "-netdev",
+		"{\"type\":\"tap\",\"id\":\"hn9\",\"vhostforce\":true}", NULL };
 	struct qemu_target_argv t;
 	char *err;
 
@@ -320,6 +322,9 @@ TEST(vhost_net_is_refused_naming_the_netdev)
 	g_free(err);
 	ASSERT_EQ(build(c, &t, &err), -EOPNOTSUPP);
 	ASSERT_TRUE(strstr(err, "vsock0"), "%s", err);
+	g_free(err);
+	ASSERT_EQ(build(d, &t, &err), -EOPNOTSUPP, "vhostforce implies vhost=on");
+	ASSERT_TRUE(strstr(err, "hn9"), "%s", err);
 	g_free(err);
 }
 

@@ -100,7 +100,9 @@ static void apply(struct qemu_opt *o, const char *key, const char *v)
 	else if (strcmp(key, "size") == 0)
 		o->size = parse_size(v);
 	else if (strcmp(key, "vhost") == 0)
-		o->vhost = parse_bool(v);
+		o->vhost = o->vhost || parse_bool(v);
+	else if (strcmp(key, "vhostforce") == 0)
+		o->vhost = o->vhost || parse_bool(v);	/* implies vhost=on */
 	else if (strcmp(key, "server") == 0)
 		o->server = parse_bool(v);
 	else if (strcmp(key, "fd") == 0 || strcmp(key, "fds") == 0)
@@ -666,8 +668,6 @@ static bool rewrite_chardev(struct rewrite *w, const struct word *x)
 				inherit(w, o.fds[i]);
 		}
 		/* A client by path (vhost-user): the manifest hands its connection. */
-	} else if (backend && strcmp(backend, "pipe") == 0) {
-		/* Named pipes are opened again: nothing to keep. */
 	}
 	if (ok && drop && id)
 		g_hash_table_add(w->dropped_chardevs, g_strdup(id));
@@ -763,19 +763,10 @@ static bool rewrite_netdev(struct rewrite *w, const struct word *x)
 
 	read_opt(&o, x->val);
 	if (strcmp(o.type, "tap") == 0) {
-		struct qemu_keyval kv = { 0 };
-		const char *force = NULL;
-
-		if (x->val[0] != '{') {
-			qemu_keyval_parse(x->val, &kv);
-			force = qemu_keyval_get(&kv, "vhostforce");
-		}
-		if (o.vhost || o.n_vhostfds || (force && parse_bool(force))) {
-			qemu_keyval_free(&kv);
+		if (o.vhost || o.n_vhostfds) {
 			return refuse(w, "-%s %s: vhost-net is not handed over yet (the kernel ties a vhost device to its owner's memory); start the VM with vhost=off",
 				      x->name, o.id[0] ? o.id : "(no id)");
 		}
-		qemu_keyval_free(&kv);
 		if (o.n_fds)
 			note(w, "-%s %s: fd=/fds= kept as written; the target adopts the TAP queues from the manifest and never reads those numbers",
 			     x->name, o.id[0] ? o.id : "(no id)");
