@@ -476,12 +476,14 @@ static bool G_GNUC_PRINTF(2, 3) refuse(struct rewrite *w, const char *fmt, ...)
 	return false;
 }
 
-static void inherit(struct rewrite *w, int fd)
+/* The source's fd must be at the same number in the target: what names it. */
+static void inherit(struct rewrite *w, int fd, const char *what)
 {
 	for (guint i = 0; i < w->fds->len; i++)
 		if (g_array_index(w->fds, int, i) == fd)
 			return;
 	g_array_append_val(w->fds, fd);
+	note(w, "%s: the source's fd %d is inherited at the same number", what, fd);
 }
 
 /* The source's listening socket bound to path, or -1. */
@@ -597,7 +599,7 @@ static bool rewrite_listener(struct rewrite *w, const char *what,
 		if (end == fd || *end || n < 0 || n > INT_MAX)
 			return refuse(w, "%s: fd=%s is not an fd number (a named fd from getfd cannot be inherited)",
 				      what, fd);
-		inherit(w, (int)n);
+		inherit(w, (int)n, what);
 		return true;
 	}
 	if (!path)
@@ -608,12 +610,12 @@ static bool rewrite_listener(struct rewrite *w, const char *what,
 		char num[16];
 
 		/* Said before path= (and the string path points into) goes. */
-		note(w, "%s: the target serves %s with the source's listening socket (fd %d)",
-		     what, path, lfd);
+		note(w, "%s: the target serves %s with the source's listening socket",
+		     what, path);
 		snprintf(num, sizeof(num), "%d", lfd);
 		qemu_keyval_del(kv, "path");
 		qemu_keyval_set(kv, "fd", num);
-		inherit(w, lfd);
+		inherit(w, lfd, what);
 		return true;
 	}
 	if (monitor) {
@@ -665,7 +667,7 @@ static bool rewrite_chardev(struct rewrite *w, const struct word *x)
 
 			parse_keyval(&o, x->val);
 			for (size_t i = 0; i < o.n_fds; i++)
-				inherit(w, o.fds[i]);
+				inherit(w, o.fds[i], what);
 		}
 		/* A client by path (vhost-user): the manifest hands its connection. */
 	}
@@ -771,9 +773,12 @@ static bool rewrite_netdev(struct rewrite *w, const struct word *x)
 			note(w, "-%s %s: fd=/fds= kept as written; the target adopts the TAP queues from the manifest and never reads those numbers",
 			     x->name, o.id[0] ? o.id : "(no id)");
 	} else {
+		g_autofree char *what = g_strdup_printf("-%s %s", x->name,
+							o.id[0] ? o.id : "(no id)");
+
 		/* socket, stream, dgram by fd: the number must exist. */
 		for (size_t i = 0; i < o.n_fds; i++)
-			inherit(w, o.fds[i]);
+			inherit(w, o.fds[i], what);
 		if (o.n_vhostfds)
 			return refuse(w, "-%s %s: vhostfd= cannot be handed over",
 				      x->name, o.id[0] ? o.id : "(no id)");
@@ -795,8 +800,12 @@ static bool rewrite_fd_user(struct rewrite *w, const struct word *x)
 	if (o.n_vhostfds)
 		return refuse(w, "-%s %s (%s): vhostfd= cannot be handed over (the kernel ties a vhost device to its owner's memory)",
 			      x->name, o.id[0] ? o.id : "(no id)", o.type);
-	for (size_t i = 0; i < o.n_fds; i++)
-		inherit(w, o.fds[i]);
+	for (size_t i = 0; i < o.n_fds; i++) {
+		g_autofree char *what = g_strdup_printf("-%s %s (%s)", x->name,
+							o.id[0] ? o.id : "(no id)", o.type);
+
+		inherit(w, o.fds[i], what);
+	}
 	emit(w, x->arg, x->val);
 	return true;
 }
@@ -927,7 +936,7 @@ static bool rewrite_word(struct rewrite *w, const struct word *x)
 
 		parse_keyval(&o, x->val);
 		for (size_t i = 0; i < o.n_fds; i++)
-			inherit(w, o.fds[i]);
+			inherit(w, o.fds[i], "-add-fd");
 		emit(w, x->arg, x->val);
 		return true;
 	}
