@@ -119,6 +119,8 @@ static int ret_or_errno(int r)
 	return r < 0 ? -errno : r;
 }
 
+static int become(uid_t uid);
+
 static void child_loop(int ctl, int coop)
 {
 	char cmd[256], a[128];
@@ -167,6 +169,8 @@ static void child_loop(int ctl, int coop)
 					_exit(3);
 				continue;
 			}
+		} else if (sscanf(cmd, "become %llu", &x) == 1) {
+			r = become((uid_t)x);
 		} else if (strcmp(cmd, "serve") == 0) {
 			r = fdh_serve_one(coop, NULL, 0);
 		} else if (strcmp(cmd, "exit") == 0) {

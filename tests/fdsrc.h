@@ -44,6 +44,7 @@ int fdsrc_start(struct fdsrc *s, const struct fdsrc_opts *opts);
  *   eventfd COUNT SEMAPHORE   eventfd(COUNT, SEMAPHORE ? EFD_SEMAPHORE : 0)
  *   tap IFNAME                attach a queue of TAP IFNAME (IFF_TAP |
  *                             IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE)
+ *   become UID                setresuid/gid to UID (root only), stays dumpable
  *   socketpair                returns one end; the other end is fdsrc_cmd's
  *                             second result (see fdsrc_cmd2)
  *   pipe                      returns the read end (write end second)

@@ -1249,6 +1249,17 @@ TEST_F(manifest, verify_detects_a_replaced_fd)
 	EXPECT_STREQ(fget(&self->json, "entries.1.state"), "ok");
 }
 
+TEST_F(manifest, verify_detects_a_source_under_another_uid)
+{
+	if (geteuid() != 0)
+		SKIP("changing the source's uid needs root");
+	/* The very process of the manifest, but a pull would refuse it. */
+	ASSERT_EQ(fdsrc_cmd(&self->child, "become 65534"), 0);
+	EXPECT_EQ(verify(_meta, self), EXIT_MISMATCH, "%s", self->run.out);
+	EXPECT_STREQ(fget(&self->json, "source.state"), "uid-changed");
+	EXPECT_STREQ(fget(&self->json, "ok"), "false");
+}
+
 TEST_F(manifest, verify_detects_a_dead_source)
 {
 	pid_t pid = self->child.pid;

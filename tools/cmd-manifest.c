@@ -155,6 +155,7 @@ enum source_state {
 	SOURCE_DEAD,
 	SOURCE_RECYCLED,	/* the pid now names another process */
 	SOURCE_OTHER_BOOT,	/* made before the last boot */
+	SOURCE_UID_CHANGED,	/* that process, now under another uid */
 };
 
 static const char *const source_names[] = {
@@ -163,6 +164,7 @@ static const char *const source_names[] = {
 	[SOURCE_DEAD] = "dead",
 	[SOURCE_RECYCLED] = "recycled",
 	[SOURCE_OTHER_BOOT] = "other-boot",
+	[SOURCE_UID_CHANGED] = "uid-changed",
 };
 
 static bool source_lost(enum source_state s)
@@ -191,6 +193,8 @@ static enum source_state check_source(const struct fdh_manifest *m, pid_t pid,
 		s = SOURCE_OTHER;
 	else if (live->start_time != m->source.start_time)
 		s = SOURCE_RECYCLED;
+	else if (live->uid != m->source.uid)
+		s = SOURCE_UID_CHANGED;	/* a pull refuses it: -ESTALE */
 	else
 		s = SOURCE_ALIVE;
 	return s;
@@ -362,6 +366,10 @@ static void print_verify_text(const struct fdh_manifest *m, pid_t pid,
 	case SOURCE_OTHER_BOOT:
 		printf("OTHER BOOT: the manifest was made before the last boot\n");
 		break;
+	case SOURCE_UID_CHANGED:
+		printf("UID CHANGED: the same process, not under uid %u any more: a pull refuses it\n",
+		       (unsigned)m->source.uid);
+		break;
 	}
 	t = cli_table_new(7, headers);
 	for (size_t i = 0; i < m->n_entries; i++) {
@@ -431,7 +439,8 @@ static int manifest_verify(int argc, char **argv)
 	}
 	for (size_t i = 0; i < m->n_entries; i++)
 		counts[checks[i].state]++;
-	ok = !source_lost(ss) && counts[STATE_OK] == m->n_entries;
+	ok = !source_lost(ss) && ss != SOURCE_UID_CHANGED &&
+	     counts[STATE_OK] == m->n_entries;
 	if (cli.json)
 		print_verify_json(m, pid, ss, &live, checks, counts, ok);
 	else
