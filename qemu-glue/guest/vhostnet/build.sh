@@ -193,7 +193,7 @@ done
 ar rcs "$TMP/obj/libfdhandover.a" "$TMP"/obj/*.o
 # glibc warns that getpwnam & co. in a static binary need the host's NSS: unused here.
 gcc -O2 -Wall -Wextra -Werror -static -D_GNU_SOURCE -I"$LIB" -I"$VDIR" \
-  -o "$TMP/vhost-handover" "$VDIR"/vring.c "$VDIR"/vhostctl.c "$VDIR"/vhost-handover.c \
+  -o "$TMP/vhost-handover" "$VDIR"/*.c \
   "$TMP/obj/libfdhandover.a" "${GLIB_LIBS[@]}" 2> >(grep -v -e "statically linked applications" -e "in function .g_get_user_database_entry" >&2)
 strip "$TMP/vhost-handover"
 
