@@ -73,7 +73,10 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 		export FDH_QEMU=$FDH_QEMU_SYSTEM_X86_64_BIN FDH_QSD_BIN=$FDH_QEMU_STORAGE_DAEMON_BIN \
 			FDH_VUBR=$FDH_VHOST_USER_BRIDGE_BIN FDH_VUB_BIN=${FDH_VHOST_USER_BLK_BIN:-}
 		export FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall
-		for t in upgrade commit vhost_user vhost_user_net vhost_net_kernel; do
+		# The soak's short version (the note's run: FDH_SOAK_N=100).
+		export FDH_SOAK_N=${FDH_SOAK_N:-10}
+		for t in upgrade commit vhost_user vhost_user_net vhost_net_kernel soak \
+			peer_migration; do
 			python3 "qemu-glue/e2e/test_$t.py" >"$results/e2e-$t.tap" \
 				2>"$results/e2e-$t.log" || status=1
 			grep -E '^(ok|not ok)' "$results/e2e-$t.tap"
