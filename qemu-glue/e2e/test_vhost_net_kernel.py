@@ -16,7 +16,8 @@ asserts from that output:
   0 lost each way at 1000 packets/s; frames sent while the device had no
   owner (a 50 ms hold) delivered; the vhost worker is B's ("vhost-<B pid>",
   one per queue pair, none of A's); before A's release, B's SET_OWNER gets
-  EBUSY and its SET_MEM_TABLE EPERM; A exits 0;
+  EBUSY and its SET_MEM_TABLE EPERM; B runs in a mount namespace where
+  /dev/vhost-net and /dev/net/tun do not exist; A exits 0;
 - vhost_net_rollback_{1q,2q}: A releases, B gives up, A takes back: 0 lost,
   the worker is A's again, both exit 0;
 - vhost_net_handover_reset_only_{1q,2q}: the release is RESET_OWNER alone,
@@ -181,6 +182,8 @@ def check_handover(name: str, queues: int) -> None:
     check(r["queues"] == queues, "queues %d" % r["queues"])
     check_traffic(r)
     check("pidfd_getfd" in r["pulled"], "the target's fds came by: %s" % r["pulled"])
+    check("open /dev/vhost-net and /dev/net/tun: ENOENT" in r["pulled"],
+          "the target could reach /dev/vhost-net or /dev/net/tun: %s" % r["pulled"])
     # Nothing of the take can be done before the source's RESET_OWNER.
     check("SET_OWNER=-%d SET_MEM_TABLE=-%d" % (EBUSY, EPERM) in r["pulled"],
           "while the source owned the device the target's SET_OWNER / SET_MEM_TABLE gave: %s"

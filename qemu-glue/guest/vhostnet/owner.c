@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/vhost.h>
+#include <sched.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -277,9 +279,39 @@ int role_source(int ctl, int memfd, unsigned nq, const int *kick,
 	return owner_loop(ctl, &o);
 }
 
+/*
+ * The target must manage without ever opening /dev/vhost-net or
+ * /dev/net/tun (under libvirt it could not): give it a mount namespace whose
+ * /dev is an empty tmpfs, and prove both opens fail.  libfdhandover reads
+ * /proc only.  Returns 0 or -errno (-EEXIST: a node is still reachable).
+ */
+static int deny_dev_nodes(char *what, size_t n)
+{
+	static const char *const nodes[] = { "/dev/vhost-net", "/dev/net/tun" };
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k") < 0) {
+		int e = -errno;
+		snprintf(what, n, "mount namespace: %s", strerror(-e));
+		return e;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		int fd = open(nodes[i], O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			snprintf(what, n, "%s still opens", nodes[i]);
+			return -EEXIST;
+		}
+	}
+	snprintf(what, n, "open /dev/vhost-net and /dev/net/tun: ENOENT");
+	return 0;
+}
+
 /* B: pull A's fds (libfdhandover), map the RAM, then serve TAKE. */
 int role_target(int ctl)
 {
+	char denied[96];
 	struct ctl m, r;
 	struct owner o;
 	int e;
@@ -293,6 +325,13 @@ int role_target(int ctl)
 	memset(&r, 0, sizeof(r));
 	r.cmd = C_PULLED;
 	r.pid = getpid();
+	e = deny_dev_nodes(denied, sizeof(denied));
+	if (e) {
+		r.err = e;
+		snprintf(r.text, sizeof(r.text), "%s", denied);
+		ctl_send(ctl, &r);
+		return 1;
+	}
 
 	unsigned nq = m.nq, n = 0;
 	struct fdh_pull_entry ent[1 + 3 * VH_MAX_PAIRS + 2 * VH_MAX_VQS];
@@ -395,9 +434,9 @@ int role_target(int ctl)
 	r.map_addr = (uint64_t)(uintptr_t)o.ram;
 	snprintf(r.text, sizeof(r.text),
 		 "%u fds by %s, %zu kcmp-verified, features 0x%llx; while the "
-		 "source owns: SET_OWNER=%d SET_MEM_TABLE=%d", n,
+		 "source owns: SET_OWNER=%d SET_MEM_TABLE=%d; %s", n,
 		 fdh_transport_name(rep.transport), rep.n_kcmp_verified,
-		 (unsigned long long)feat, own, tbl);
+		 (unsigned long long)feat, own, tbl, denied);
 	ctl_send(ctl, &r);
 	return owner_loop(ctl, &o);
 }
