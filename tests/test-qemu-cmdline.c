@@ -535,16 +535,20 @@ TEST(qmp_path_of_each_monitor_form)
 	const char *c[] = { "q", "-chardev", "socket,id=c,fd=3,server=on",
 		"-mon", "chardev=c,mode=control", NULL };
 	const char *d[] = { "q", "-append", "-qmp unix:/x", NULL };
+	const char *e[] = { "q", "--qmp", "unix:path=/r/e.sock,server=on", NULL };
 	g_autofree char *pa = qemu_cmdline_qmp_path((char *const *)a, 4);
 	g_autofree char *pb = qemu_cmdline_qmp_path((char *const *)b, 9);
 	g_autofree char *pc = qemu_cmdline_qmp_path((char *const *)c, 5);
 	g_autofree char *pd = qemu_cmdline_qmp_path((char *const *)d, 3);
+	g_autofree char *pe = qemu_cmdline_qmp_path((char *const *)e, 3);
 
 	ASSERT_TRUE(pa && strcmp(pa, "/r/a,b.sock") == 0, "%s", pa ? pa : "NULL");
 	ASSERT_TRUE(pb && strcmp(pb, "/r/qmp.sock") == 0, "the control one, not HMP: %s",
 		    pb ? pb : "NULL");
 	ASSERT_TRUE(pc == NULL, "fd= has no path on the command line");
 	ASSERT_TRUE(pd == NULL, "-append's value is not an option");
+	ASSERT_TRUE(pe && strcmp(pe, "/r/e.sock") == 0,
+		    "unix:path=P is QEMU's implied key: %s", pe ? pe : "NULL");
 }
 
 TEST_HARNESS_MAIN

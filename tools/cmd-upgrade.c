@@ -440,46 +440,6 @@ static void reset_abort(struct upgrade *u)
 /* ------------------------------------------------------------------ */
 /* Phase: source                                                      */
 
-/* The QMP socket of pid, from -qmp unix:PATH or -chardev + -mon mode=control. */
-static char *qmp_path_of(char **argv, int argc)
-{
-	struct qemu_cmdline q;
-	char *path = NULL;
-
-	for (int i = 1; i + 1 < argc; i++) {
-		const char *o = argv[i];
-
-		if (strcmp(o, "-qmp") && strcmp(o, "--qmp") &&
-		    strcmp(o, "-qmp-pretty") && strcmp(o, "--qmp-pretty"))
-			continue;
-		if (g_str_has_prefix(argv[i + 1], "unix:")) {
-			const char *p = argv[i + 1] + 5;
-
-			if (g_str_has_prefix(p, "path="))
-				p += 5;
-			return g_strndup(p, strcspn(p, ","));
-		}
-	}
-	if (qemu_cmdline_parse(argv, argc, &q) < 0)
-		return NULL;
-	for (int i = 1; i + 1 < argc && !path; i++) {
-		const struct qemu_opt *mon = NULL;
-
-		if (strcmp(argv[i], "-mon") || !strstr(argv[i + 1], "mode=control"))
-			continue;
-		for (size_t k = 0; k < q.n; k++)
-			if (q.opts[k].kind == QEMU_MON &&
-			    strstr(argv[i + 1], q.opts[k].chardev))
-				mon = &q.opts[k];
-		for (size_t k = 0; mon && k < q.n; k++)
-			if (q.opts[k].kind == QEMU_CHARDEV && q.opts[k].path[0] &&
-			    strcmp(q.opts[k].id, mon->chardev) == 0)
-				path = g_strdup(q.opts[k].path);
-	}
-	qemu_cmdline_free(&q);
-	return path;
-}
-
 static int query_source_manifest(struct upgrade *u)
 {
 	g_autoptr(JsonNode) info = NULL;
@@ -563,7 +523,7 @@ static int phase_source(struct upgrade *u, GString *detail)
 		if (r < 0)
 			return fail(u, r, "reading /proc/%d/cmdline: %s",
 				    u->pid_opt, strerror(-r));
-		u->src_qmp_path = qmp_path_of(argv, argc);
+		u->src_qmp_path = qemu_cmdline_qmp_path(argv, argc);
 		free(argv);
 		if (!u->src_qmp_path) {
 			set_hint(u, "pass its monitor socket with --qmp SOCKET");

@@ -1139,10 +1139,13 @@ char *qemu_cmdline_qmp_path(char *const *argv, int argc)
 			}
 			if (!g_str_has_prefix(val, "unix:"))
 				continue;
-			/* "unix:P,server=on": the path is the bare first item. */
+			/* "unix:P,server=on": the path is the bare first
+			 * item, or "unix:path=P,..." (QEMU's implied key). */
 			qemu_keyval_parse(val + 5, &kv);
 			if (kv.n && !kv.items[0].key)
 				ret = g_strdup(kv.items[0].val);
+			else if (qemu_keyval_get(&kv, "path"))
+				ret = g_strdup(qemu_keyval_get(&kv, "path"));
 			qemu_keyval_free(&kv);
 		} else if (strcmp(name, "mon") == 0) {
 			g_autofree char *id = control_mon_chardev(val);

@@ -124,8 +124,9 @@ struct qemu_target_argv {
 
 /*
  * The unix socket path of the first QMP monitor (-qmp/-qmp-pretty
- * unix:P, or -mon mode=control on -chardev socket,path=P), or NULL (none,
- * or only by fd=).  g_free.
+ * unix:P or unix:path=P, chardev:ID; or -mon mode=control on -chardev
+ * socket,path=P), or NULL (none, or only by fd=).  g_free.  The one
+ * reader of a monitor's path: `upgrade --pid` finds the source with it.
  */
 char *qemu_cmdline_qmp_path(char *const *argv, int argc);
 
