@@ -39,6 +39,7 @@ struct fake {
 	const char *status;	/* query-status */
 	const char *mig;	/* query-migrate status */
 	char *manifest;		/* base64 */
+	const char *path;	/* its QMP socket's name */
 };
 
 static void say(struct fake *f, const char *fmt, ...)
@@ -95,8 +96,12 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		say(f, "{\"return\": {}, \"id\": %s}", id);
 	}
 
-	if (strcmp(cmd, "quit") == 0)
+	/* As QEMU 10.0 does: a listener's name goes with it. */
+	if (strcmp(cmd, "quit") == 0) {
+		if (f->source)
+			unlink(f->path);
 		_exit(0);
+	}
 	if (strcmp(cmd, "cont") == 0)
 		f->status = "running";
 	if (f->source && strcmp(cmd, "migrate") == 0) {
@@ -123,6 +128,9 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 	}
 	if (!f->source && strcmp(cmd, "migrate-incoming") == 0 &&
 	    is(f, "resume")) {
+		/* As the patched QEMU does once the source has its 'loaded':
+		 * the driver's exit no longer takes the target along. */
+		prctl(PR_SET_PDEATHSIG, 0);
 		f->status = "running";
 		event(f, "MIGRATION", "completed");
 		event(f, "RESUME", NULL);
@@ -155,6 +163,7 @@ static int fake_qemu(int argc, char **argv, bool source, const char *scenario)
 				 (int)strcspn(argv[i + 1] + 5, ","), argv[i + 1] + 5);
 	if (!sa.sun_path[0])
 		return 11;
+	f.path = sa.sun_path;
 	f.log = source && log ? fopen(log, "a") : NULL;
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
@@ -185,6 +194,13 @@ static int fake_qemu(int argc, char **argv, bool source, const char *scenario)
 			fflush(f.log);
 		}
 		answer(&f, cmd, id);
+	}
+	/* A target that resumed runs on, as QEMU would, its inherited fds
+	 * with it, until the test kills it (or the alarm does). */
+	if (!source && is(&f, "resume") && strcmp(f.status, "running") == 0) {
+		alarm(RUN_TIMEOUT_S);
+		for (;;)
+			pause();
 	}
 	return 0;
 }
@@ -392,9 +408,54 @@ TEST_F_TIMEOUT(up, commit_then_resume_is_an_upgrade, RUN_TIMEOUT_S)
 	EXPECT_TRUE(alive(self->target), "the target runs on");
 }
 
+/*
+ * The source's monitor listens by path (-qmp unix:P,server=on): the target
+ * serves it from the source's listening socket (fd=N, inherited), and P,
+ * which the source unlinks when it quits, names that socket afterwards.
+ */
+TEST_F_TIMEOUT(up, a_monitor_listening_by_path_moves_to_the_target_with_its_name,
+	       RUN_TIMEOUT_S)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	g_autofree char *sock = in_dir(self, "source.sock");
+	g_autofree char *sock_keep = in_dir(self, "source.sock.fdh-keep");
+	g_autofree char *cmdline_path = NULL;
+	g_autofree char *cmdline = NULL;
+	gsize len = 0;
+	int c;
+
+	ASSERT_TRUE(start_source(self, "commit"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "resume", "10"));
+	ASSERT_TRUE(finish_driver(self));
+	ASSERT_EQ(WEXITSTATUS(self->status), 0, "exit 0: %s", member(self->report, "error"));
+	ASSERT_TRUE(alive(self->target), "the target runs on");
+	/* The test's child: reaped here, or it would linger as a zombie. */
+	ASSERT_EQ(waitpid(self->source, NULL, 0), self->source, "the source quit");
+	self->source = 0;
+	cmdline_path = g_strdup_printf("/proc/%d/cmdline", self->target);
+	ASSERT_TRUE(g_file_get_contents(cmdline_path, &cmdline, &len, NULL));
+	for (gsize i = 0; i + 1 < len; i++)
+		if (!cmdline[i])
+			cmdline[i] = ' ';
+	EXPECT_TRUE(strstr(cmdline, "-chardev socket,") && strstr(cmdline, ",fd=") &&
+		    strstr(cmdline, "mode=control"),
+		    "the source's monitor becomes fd=N of its listener: %s", cmdline);
+	EXPECT_FALSE(access(sock_keep, F_OK) == 0, "the kept name is renamed back");
+	/* The source exited: only the target holds the socket now. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(c >= 0);
+	EXPECT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0,
+		  "connecting to %s reaches the target's listener: %s", sock,
+		  strerror(errno));
+	close(c);
+}
+
 TEST_F_TIMEOUT(up, failed_migration_rolls_back_and_restores_settings, RUN_TIMEOUT_S)
 {
 	g_autofree char *log = NULL;
+	g_autofree char *sock = in_dir(self, "source.sock");
+	g_autofree char *sock_keep = in_dir(self, "source.sock.fdh-keep");
 
 	ASSERT_TRUE(start_source(self, "fail"), "fake source up");
 	ASSERT_TRUE(start_driver(self, "never", "10"));
@@ -411,6 +472,9 @@ TEST_F_TIMEOUT(up, failed_migration_rolls_back_and_restores_settings, RUN_TIMEOU
 		    "and the mode:\n%s", log);
 	EXPECT_FALSE(asked(log, "quit"), "the source is not told to quit");
 	EXPECT_STREQ(member(self->report, "source_status"), "running");
+	EXPECT_FALSE(access(sock_keep, F_OK) == 0,
+		     "the kept name of the source's socket is removed");
+	EXPECT_TRUE(access(sock, F_OK) == 0, "the source keeps its socket's name");
 }
 
 TEST_F_TIMEOUT(up, sigterm_before_commit_cancels_and_rolls_back, RUN_TIMEOUT_S)

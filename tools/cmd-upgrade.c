@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -82,6 +83,15 @@ static const char usage[] =
 #define ROLLBACK_WAIT_MS 5000
 #define LOG_TAIL_MAX 2000
 
+/*
+ * The name of a listening socket the target inherits, kept across the
+ * source's quit: QEMU unlinks a listener's path when it closes it.
+ */
+struct kept_name {
+	char *path;		/* the socket's name, absolute */
+	char *keep;		/* path + ".fdh-keep": a hard link to it */
+};
+
 struct phase_rec {
 	char *name;
 	double ms;
@@ -116,6 +126,10 @@ struct upgrade {
 	char *src_cwd;
 	bool src_was_running;
 	char *src_status;		/* at the start */
+	/* Its listening AF_UNIX sockets with a name (paths g_free'd). */
+	struct qemu_listener *listeners;
+	size_t n_listeners;
+	GArray *kept;			/* struct kept_name, while kept */
 	struct fdh_manifest *manifest;
 	void *manifest_buf;
 	size_t manifest_len;
@@ -506,6 +520,44 @@ static int open_source(struct upgrade *u)
 	return 0;
 }
 
+/* unix_diag's state of a listening socket (it reuses TCP_LISTEN). */
+#define UNIX_STATE_LISTEN 10
+
+/*
+ * The source's listening unix sockets bound to a path, for the argv
+ * rewriter: a chardev that listens on one of them is served by the
+ * target from the same socket (fd=N), and the driver keeps its name.
+ * Without them a monitor listening by path is dropped from the target,
+ * so a failure here is a warning, not the end of the upgrade.
+ */
+static void find_listeners(struct upgrade *u)
+{
+	struct fdh_fd_info *infos = NULL;
+	size_t n = 0;
+	int r = fdh_inspect_process(u->src_pid, 0, &infos, &n);
+
+	if (r < 0) {
+		cli_warn("upgrade: listing the fds of the source pid %d: %s: a monitor that listens by path is left to the source",
+			 u->src_pid, strerror(-r));
+		return;
+	}
+	u->listeners = g_new0(struct qemu_listener, n + 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct fdh_fd_info *f = &infos[i];
+		const char *path = f->u.unix_socket.path;
+
+		/* An abstract name ("@...") has no file to keep. */
+		if ((f->kind != FDH_KIND_UNIX_SOCKET &&
+		     f->kind != FDH_KIND_VHOST_USER) ||
+		    f->u.unix_socket.state != UNIX_STATE_LISTEN ||
+		    !path[0] || path[0] == '@')
+			continue;
+		u->listeners[u->n_listeners].path = g_strdup(path);
+		u->listeners[u->n_listeners++].fd = f->fd;
+	}
+	free(infos);
+}
+
 static int phase_source(struct upgrade *u, GString *detail)
 {
 	g_autoptr(GError) e = NULL;
@@ -548,6 +600,7 @@ static int phase_source(struct upgrade *u, GString *detail)
 	u->src_was_running = strcmp(status, "running") == 0;
 	if ((r = query_source_manifest(u)) < 0 || (r = open_source(u)) < 0)
 		return r;
+	find_listeners(u);
 	g_string_printf(detail, "pid %d, %s, %s", u->src_pid, status,
 			u->src_argv[0] ? strrchr(u->src_argv[0], '/') ?
 			strrchr(u->src_argv[0], '/') + 1 : u->src_argv[0] : "?");
@@ -579,6 +632,8 @@ static int build_target_argv(struct upgrade *u)
 		.manifest = u->manifest_path,
 		.qmp_path = u->dst_qmp_path,
 		.workdir = u->workdir,
+		.listeners = u->listeners,
+		.n_listeners = u->n_listeners,
 	};
 	g_autoptr(GError) e = NULL;
 	g_autofree char *why = NULL;
@@ -805,6 +860,119 @@ static int save_source_settings(struct upgrade *u)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* The names of the listening sockets the target inherits              */
+
+static const struct qemu_listener *listener_at(const struct upgrade *u,
+					       int fd)
+{
+	for (size_t i = 0; i < u->n_listeners; i++)
+		if (u->listeners[i].fd == fd)
+			return &u->listeners[i];
+	return NULL;
+}
+
+static void kept_name_clear(gpointer p)
+{
+	struct kept_name *k = p;
+
+	g_free(k->path);
+	g_free(k->keep);
+}
+
+/*
+ * QEMU 10.0 unlinks the path of every listening unix socket it closes
+ * (socket_listen_cleanup(), fd-passed ones included) when it quits, so
+ * the source would take the name of the socket the target now serves
+ * along.  A hard link to the socket's inode keeps it; restore_names()
+ * puts it back once the source has exited.  Without the link the upgrade
+ * goes on: the target serves the socket, only its name goes.
+ */
+static void keep_names(struct upgrade *u)
+{
+	for (size_t i = 0; i < u->targ.n_inherit_fds; i++) {
+		const struct qemu_listener *l =
+			listener_at(u, u->targ.inherit_fds[i]);
+		struct kept_name k;
+		struct stat st;
+
+		if (!l)
+			continue;
+		k.path = g_path_is_absolute(l->path) ? g_strdup(l->path) :
+			g_build_filename(u->src_cwd, l->path, NULL);
+		k.keep = g_strconcat(k.path, ".fdh-keep", NULL);
+		/* Left by a driver that was killed: ours to replace. */
+		if (lstat(k.keep, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(k.keep);
+		if (link(k.path, k.keep) < 0) {
+			cli_warn("upgrade: keeping the name of the listening socket %s (link to %s): %s; the target serves the socket, but the source removes its name when it quits: clients cannot connect to %s after that",
+				 k.path, k.keep, strerror(errno), k.path);
+			kept_name_clear(&k);
+			continue;
+		}
+		g_array_append_val(u->kept, k);
+	}
+}
+
+/* The source has exited: each kept name back to its socket's path. */
+static size_t restore_names(struct upgrade *u)
+{
+	size_t n = 0;
+
+	for (guint i = 0; i < u->kept->len; i++) {
+		const struct kept_name *k =
+			&g_array_index(u->kept, struct kept_name, i);
+		struct stat a, b;
+
+		/* Never over a file that took the name meanwhile. */
+		if (renameat2(AT_FDCWD, k->keep, AT_FDCWD, k->path,
+			      RENAME_NOREPLACE) == 0) {
+			n++;
+			continue;
+		}
+		if (errno == EEXIST && lstat(k->path, &a) == 0 &&
+		    lstat(k->keep, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino) {
+			/* The source left the name (a QEMU that does not unlink). */
+			unlink(k->keep);
+			n++;
+			continue;
+		}
+		cli_warn("upgrade: giving the listening socket its name back (rename %s to %s): %s; the target's socket is reachable as %s",
+			 k->keep, k->path, strerror(errno), k->keep);
+	}
+	g_array_set_size(u->kept, 0);
+	return n;
+}
+
+/* Rolled back: the source keeps its socket and its name. */
+static void drop_kept_names(struct upgrade *u)
+{
+	for (guint i = 0; i < u->kept->len; i++)
+		unlink(g_array_index(u->kept, struct kept_name, i).keep);
+	g_array_set_size(u->kept, 0);
+}
+
+/* Names still kept at the end: the source has not exited. */
+static void warn_kept_names(struct upgrade *u)
+{
+	for (guint i = 0; i < u->kept->len; i++) {
+		const struct kept_name *k =
+			&g_array_index(u->kept, struct kept_name, i);
+
+		cli_warn("upgrade: the target serves the listening socket %s; its name is kept as %s: once the source pid %d has exited, rename it back (mv %s %s)",
+			 k->path, k->keep, u->src_pid, k->keep, k->path);
+	}
+}
+
+static bool source_gone(const struct upgrade *u)
+{
+	struct pollfd p = { .fd = u->src_pidfd, .events = POLLIN };
+
+	/* A pidfd polls readable once its process has exited. */
+	return u->fsrc && poll(&p, 1, 0) == 1;
+}
+
 static int phase_prepare(struct upgrade *u, GString *detail)
 {
 	g_autoptr(JsonNode) on = handover_caps_on();
@@ -830,7 +998,12 @@ static int phase_prepare(struct upgrade *u, GString *detail)
 	a4 = qmp_args("announce-rounds", QMP_INT, 0, NULL);
 	if ((r = execute(u, u->dst, "migrate-set-parameters", a4, NULL)) < 0)
 		return r;
+	/* Before the migration: the source may die any time after it. */
+	keep_names(u);
 	g_string_assign(detail, "x-fd-handover, return-path, cpr-transfer, announce-rounds 0");
+	if (u->kept->len)
+		g_string_append_printf(detail, "; %u socket name%s kept",
+				       u->kept->len, u->kept->len > 1 ? "s" : "");
 	return 0;
 }
 
@@ -971,6 +1144,7 @@ static void write_pidfile(struct upgrade *u)
 
 static int phase_source_exit(struct upgrade *u, GString *detail)
 {
+	size_t restored;
 	guint watch;
 	int lowered;
 
@@ -1000,10 +1174,15 @@ static int phase_source_exit(struct upgrade *u, GString *detail)
 		return 0;
 	}
 	u->source_status = g_strdup("exited");
+	/* First the sockets' names: clients are waiting to connect. */
+	restored = restore_names(u);
 	if (u->targ.pidfile)
 		write_pidfile(u);
 	g_string_printf(detail, "pid %d quit (%d threads at nice 19)",
 			u->src_pid, lowered);
+	if (restored)
+		g_string_append_printf(detail, ", %zu socket name%s restored",
+				       restored, restored > 1 ? "s" : "");
 	return 0;
 }
 
@@ -1212,7 +1391,7 @@ static void set_paths(struct upgrade *u)
 	u->log_path = g_build_filename(u->workdir, "target.log", NULL);
 }
 
-static int run(struct upgrade *u)
+static int run_phases(struct upgrade *u)
 {
 	int r;
 
@@ -1243,8 +1422,15 @@ static int run(struct upgrade *u)
 		/* Nothing was started or changed yet: nothing to undo. */
 		if (u->committed || (!u->target_pid && !u->caps_changed))
 			return r;
-		if (rollback(u))
+		if (rollback(u)) {
+			/* Undecided: the source is gone, the target may own
+			 * the guest; a living source keeps its names. */
+			if (u->undecided && source_gone(u))
+				restore_names(u);
+			else if (!u->undecided)
+				drop_kept_names(u);
 			return r;
+		}
 		/* The source completed after all: the commit happened. */
 		g_clear_pointer(&u->error, g_free);
 		reset_abort(u);
@@ -1257,6 +1443,14 @@ static int run(struct upgrade *u)
 		cli_warn("upgrade: %s", u->warning);
 	}
 	return 0;
+}
+
+static int run(struct upgrade *u)
+{
+	int r = run_phases(u);
+
+	warn_kept_names(u);
+	return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1467,6 +1661,10 @@ static void upgrade_free(struct upgrade *u)
 	g_free(u->source_status);
 	g_free(u->stream_manifest);
 	g_free(u->warning);
+	for (size_t i = 0; i < u->n_listeners; i++)
+		g_free((char *)u->listeners[i].path);
+	g_free(u->listeners);
+	g_array_free(u->kept, TRUE);
 }
 
 static int parse_options(struct upgrade *u, int argc, char **argv,
@@ -1571,6 +1769,8 @@ int cmd_upgrade(int argc, char **argv)
 		return code;
 	u.abort = g_cancellable_new();
 	u.phases = g_array_new(FALSE, TRUE, sizeof(struct phase_rec));
+	u.kept = g_array_new(FALSE, TRUE, sizeof(struct kept_name));
+	g_array_set_clear_func(u.kept, kept_name_clear);
 	/* Caught, not fatal: before the commit they roll back. */
 	sigs[0] = g_unix_signal_add(SIGINT, on_sigint, &u);
 	sigs[1] = g_unix_signal_add(SIGTERM, on_sigterm, &u);

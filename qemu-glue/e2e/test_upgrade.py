@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
-from vm import VM  # noqa: E402
+from vm import VM, Qemu  # noqa: E402
 import ours  # noqa: E402
 from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
 
@@ -108,6 +108,28 @@ def target_qmp(up: dict, cmd: str, args=None):
 
 def target_status(up: dict) -> str:
     return target_qmp(up, "query-status")["status"]
+
+
+def check_monitor_is_the_target(path: str, up: dict) -> None:
+    """A client of the monitor socket path talks to the upgrade's target.
+
+    Once its incoming migration has completed the target describes itself
+    as the next upgrade's source (role "source"): what tells it apart is
+    the pid its manifest names, the process that answers."""
+    import base64
+    from qmp import QMPClient
+    with QMPClient(path) as q:
+        st = q.execute("query-status")["status"]
+        info = q.execute("x-query-fd-handover")
+    mf = os.path.join(up["workdir"], "via-monitor.fdhm")
+    with open(mf, "wb") as f:
+        f.write(base64.b64decode(info["manifest"]))
+    pid = cli_json("manifest", "show", mf)["source"]["pid"]
+    diag("%s answers: status %s, role %s, pid %s (target %s)"
+         % (path, st, info.get("role"), pid, up.get("target_pid")))
+    check(st == "running" and pid == up.get("target_pid"),
+          "a client of %s talks to the running target: status %s, pid %s, "
+          "target %s" % (path, st, pid, up.get("target_pid")))
 
 
 def migration_settings(q) -> dict:
@@ -305,6 +327,38 @@ def source_started_with_S_then_cont_upgrades_and_the_target_runs():
         check(up.get("committed") is True, "committed")
         assert_upgraded(vm, up)
         check(target_status(up) == "running", "target running")
+        assert_no_loss(rep)
+
+
+@test
+def monitor_listening_by_path_is_served_by_the_target_under_the_same_name():
+    # The source's only QMP monitor is a -chardev socket,path=P + -mon, as
+    # libvirt and others write it: the target serves it from the source's
+    # listening socket (fd=N, inherited), and P, which QEMU unlinks when
+    # the source quits, names that socket again afterwards.
+    with VM(queues=1, tag="monpath") as vm:
+        argv = [QEMU] + vm.cmdline("src")
+        i = argv.index("-qmp")
+        argv[i:i + 2] = ["-chardev", "socket,id=mon0,path=%s,server=on,wait=off"
+                         % vm.path("src.qmp"),
+                         "-mon", "chardev=mon0,mode=control"]
+        src = Qemu(vm, QEMU, "src", argv, pass_fds=tuple(vm.tap_fds), uid=vm.uid)
+        vm.qemus.append(src)
+        vm.src = src.start()
+        vm.src.wait_stream(timeout=300)
+        vm.peer = vm.start_peer(max_s=240, window_ms=3000)
+        time.sleep(WARMUP_S)
+        up = ours.upgrade(vm, QEMU)
+        rep = traffic_report(vm)
+        argv = up.get("target_argv", [])
+        diag("target's monitor: %s" % [a for a in argv if "mon0" in a])
+        check(any(a.startswith("socket,id=mon0,") and ",fd=" in a
+                  and "path=" not in a for a in argv),
+              "the monitor becomes fd=N of the source's listener: %s" % argv)
+        assert_upgraded(vm, up)
+        check(not os.path.exists(vm.path("src.qmp.fdh-keep")),
+              "the kept name was renamed back")
+        check_monitor_is_the_target(vm.path("src.qmp"), up)
         assert_no_loss(rep)
 
 
