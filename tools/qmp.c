@@ -6,6 +6,7 @@
  * See tools/qmp.h.
  */
 #include "qmp.h"
+#include "qmp-internal.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -36,7 +37,7 @@ struct pending {
 struct qmp {
 	char *name;
 	GMainContext *ctx;
-	GSocketConnection *conn;
+	GIOStream *conn;
 	GDataInputStream *in;
 	GOutputStream *out;
 	GCancellable *reads;		/* cancelled by qmp_free */
@@ -162,7 +163,7 @@ static void handle_event(struct qmp *q, JsonObject *msg)
 			    ts, q->opaque);
 }
 
-static void dispatch_line(struct qmp *q, const char *line, gsize len)
+void qmp_dispatch_line(struct qmp *q, const char *line, size_t len)
 {
 	g_autoptr(JsonParser) parser = json_parser_new_immutable();
 	g_autoptr(GError) err = NULL;
@@ -222,7 +223,7 @@ static void on_line(GObject *src, GAsyncResult *res, gpointer data)
 		mark_closed(q, err);
 		return;
 	}
-	dispatch_line(q, line, len);
+	qmp_dispatch_line(q, line, len);
 	g_free(line);
 	read_next(q);
 }
@@ -374,6 +375,23 @@ static gboolean set_flag(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+struct qmp *qmp_new(GIOStream *conn, const char *name, GCancellable *abort)
+{
+	struct qmp *q = g_new0(struct qmp, 1);
+
+	q->name = g_strdup(name);
+	q->ctx = g_main_context_ref_thread_default();
+	q->conn = conn;
+	q->in = g_data_input_stream_new(g_io_stream_get_input_stream(conn));
+	g_data_input_stream_set_newline_type(q->in,
+					     G_DATA_STREAM_NEWLINE_TYPE_LF);
+	q->out = g_io_stream_get_output_stream(conn);
+	q->reads = g_cancellable_new();
+	q->abort = abort ? g_object_ref(abort) : NULL;
+	q->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+	return q;
+}
+
 struct qmp *qmp_connect(const char *path, const char *name, int timeout_ms,
 			GCancellable *abort, GError **error)
 {
@@ -390,18 +408,7 @@ struct qmp *qmp_connect(const char *path, const char *name, int timeout_ms,
 		g_prefix_error(error, "%s: connect to %s: ", name, path);
 		return NULL;
 	}
-	q = g_new0(struct qmp, 1);
-	q->name = g_strdup(name);
-	q->ctx = g_main_context_ref_thread_default();
-	q->conn = conn;
-	q->in = g_data_input_stream_new(
-		g_io_stream_get_input_stream(G_IO_STREAM(conn)));
-	g_data_input_stream_set_newline_type(q->in,
-					     G_DATA_STREAM_NEWLINE_TYPE_LF);
-	q->out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-	q->reads = g_cancellable_new();
-	q->abort = abort ? g_object_ref(abort) : NULL;
-	q->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+	q = qmp_new(G_IO_STREAM(conn), name, abort);
 	read_next(q);
 
 	timer = g_timeout_source_new((guint)MAX(timeout_ms, 1));
@@ -450,7 +457,7 @@ void qmp_free(struct qmp *q)
 		pending_free(l->data);
 	g_list_free(waiting);
 	g_hash_table_destroy(q->pending);
-	g_io_stream_close(G_IO_STREAM(q->conn), NULL, NULL);
+	g_io_stream_close(q->conn, NULL, NULL);
 	g_object_unref(q->in);
 	g_object_unref(q->conn);
 	g_object_unref(q->reads);
