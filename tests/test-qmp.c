@@ -126,6 +126,33 @@ static void serve_events(struct server *s)
 	srv_recv(s, &id);
 }
 
+/* What QEMU never sends but a monitor could: types json-glib turns to NULL. */
+static void serve_malformed(struct server *s)
+{
+	static const char *const replies[] = {	/* each with the id after it */
+		"\"error\": {\"class\": \"GenericError\", \"desc\": 5},",
+		"\"error\": {\"class\": 7, \"desc\": {}},",
+		"",
+	};
+	g_autofree char *id = NULL;
+	g_autofree char *line = NULL;
+
+	srv_hello(s);
+	for (size_t i = 0; i < G_N_ELEMENTS(replies); i++) {
+		g_free(srv_recv(s, &id));
+		line = g_strdup_printf("{%s \"id\": %s}", replies[i], id);
+		g_clear_pointer(&id, g_free);
+		srv_send(s, line);
+		g_clear_pointer(&line, g_free);
+	}
+	g_free(srv_recv(s, &id));
+	srv_send(s, "{\"event\": 5, \"data\": {\"status\": \"x\"}}");
+	srv_send(s, "{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 9223372036854775807, \"microseconds\": 1}}");
+	line = g_strdup_printf("{\"return\": {}, \"id\": %s}", id);
+	srv_send(s, line);
+	srv_recv(s, &id);
+}
+
 static void serve_hang_on_command(struct server *s)
 {
 	srv_hello(s);
@@ -331,6 +358,32 @@ TEST_F(qmp, unknown_error_class_is_generic_and_named)
 	ASSERT_EQ(e->code, QMP_ERROR_GENERIC);
 	ASSERT_TRUE(strstr(e->message, "(class SomethingNew)"),
 		    "an unknown class is not lost: '%s'", e->message);
+}
+
+TEST_F(qmp, malformed_replies_fail_and_odd_events_keep_a_name)
+{
+	static const int codes[] = {
+		QMP_ERROR_GENERIC, QMP_ERROR_GENERIC, QMP_ERROR_PROTOCOL,
+	};
+
+	CONNECT(serve_malformed);
+	for (size_t i = 0; i < G_N_ELEMENTS(codes); i++) {
+		g_autoptr(GError) e = NULL;
+
+		ASSERT_FALSE(qmp_execute(self->q, "cmd", NULL, NULL, 5000, &e),
+			     "reply %zu is no success", i);
+		ASSERT_EQ(e->domain, QMP_ERROR);
+		ASSERT_EQ(e->code, codes[i], "reply %zu: %s", i, e->message);
+		ASSERT_TRUE(strstr(e->message, "fake: cmd: "),
+			    "the message names connection and command: '%s'",
+			    e->message);
+	}
+	ASSERT_TRUE(qmp_execute(self->q, "events", NULL, NULL, 5000, NULL));
+	ASSERT_EQ(self->seen.n_events, 2);
+	ASSERT_STREQ(self->seen.events[0], ":x", "a name that is no string is \"\"");
+	ASSERT_STREQ(self->seen.events[1], "STOP");
+	ASSERT_EQ(self->seen.ts[1], 0, "a timestamp out of range is none");
+	ASSERT_FALSE(qmp_is_closed(self->q), "none of this closes the connection");
 }
 
 TEST_F(qmp, events_between_replies_arrive_in_order)

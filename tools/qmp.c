@@ -103,6 +103,30 @@ static void mark_closed(struct qmp *q, const GError *why)
 		q->on_closed(q, why, q->opaque);
 }
 
+/*
+ * Member key of o if it holds a string, else "".  json-glib's
+ * json_object_get_string_member_with_default() returns NULL for a member
+ * that holds a number and logs a critical for an object or an array.
+ */
+static const char *string_member(JsonObject *o, const char *key)
+{
+	JsonNode *n = json_object_get_member(o, key);
+	const char *s = n && JSON_NODE_HOLDS_VALUE(n) ?
+		json_node_get_string(n) : NULL;
+
+	return s ? s : "";
+}
+
+/* Likewise an integer member, else 0 (QEMU's numbers here are integers). */
+static int64_t int_member(JsonObject *o, const char *key)
+{
+	JsonNode *n = json_object_get_member(o, key);
+
+	return n && JSON_NODE_HOLDS_VALUE(n) &&
+	       json_node_get_value_type(n) == G_TYPE_INT64 ?
+	       json_node_get_int(n) : 0;
+}
+
 static void handle_reply(struct qmp *q, JsonObject *msg)
 {
 	JsonNode *idn = json_object_get_member(msg, "id");
@@ -121,10 +145,8 @@ static void handle_reply(struct qmp *q, JsonObject *msg)
 		JsonNode *en = json_object_get_member(msg, "error");
 		JsonObject *eo = JSON_NODE_HOLDS_OBJECT(en) ?
 			json_node_get_object(en) : NULL;
-		const char *cls = eo ? json_object_get_string_member_with_default(
-			eo, "class", "") : "";
-		const char *desc = eo ? json_object_get_string_member_with_default(
-			eo, "desc", "") : "";
+		const char *cls = eo ? string_member(eo, "class") : "";
+		const char *desc = eo ? string_member(eo, "desc") : "";
 		int code = QMP_ERROR_GENERIC;
 		g_autoptr(GError) e = NULL;
 
@@ -136,6 +158,15 @@ static void handle_reply(struct qmp *q, JsonObject *msg)
 					cls);
 		else
 			e = g_error_new_literal(QMP_ERROR, code, desc);
+		pending_finish(p, NULL, e);
+		return;
+	}
+	if (!json_object_has_member(msg, "return")) {
+		g_autoptr(GError) e = g_error_new(
+			QMP_ERROR, QMP_ERROR_PROTOCOL,
+			"%s: %s: a reply with neither \"return\" nor \"error\"",
+			q->name, p->cmd);
+
 		pending_finish(p, NULL, e);
 		return;
 	}
@@ -151,13 +182,15 @@ static void handle_event(struct qmp *q, JsonObject *msg)
 	if (tsn && JSON_NODE_HOLDS_OBJECT(tsn)) {
 		JsonObject *t = json_node_get_object(tsn);
 
-		ts = json_object_get_int_member_with_default(t, "seconds", 0) *
-			G_USEC_PER_SEC +
-			json_object_get_int_member_with_default(t, "microseconds", 0);
+		/* One that does not fit is as good as none. */
+		if (__builtin_mul_overflow(int_member(t, "seconds"),
+					   G_USEC_PER_SEC, &ts) ||
+		    __builtin_add_overflow(ts, int_member(t, "microseconds"),
+					   &ts))
+			ts = 0;
 	}
 	if (q->on_event)
-		q->on_event(q, json_object_get_string_member_with_default(
-				    msg, "event", ""),
+		q->on_event(q, string_member(msg, "event"),
 			    data && JSON_NODE_HOLDS_OBJECT(data) ?
 			    json_node_get_object(data) : NULL,
 			    ts, q->opaque);
