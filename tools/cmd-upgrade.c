@@ -600,7 +600,10 @@ static int phase_source(struct upgrade *u, GString *detail)
 	u->src_was_running = strcmp(status, "running") == 0;
 	if ((r = query_source_manifest(u)) < 0 || (r = open_source(u)) < 0)
 		return r;
-	find_listeners(u);
+	/* A source kept alive goes on serving its monitors: two processes
+	 * accepting on one socket would answer a client at random. */
+	if (!u->keep_source)
+		find_listeners(u);
 	g_string_printf(detail, "pid %d, %s, %s", u->src_pid, status,
 			u->src_argv[0] ? strrchr(u->src_argv[0], '/') ?
 			strrchr(u->src_argv[0], '/') + 1 : u->src_argv[0] : "?");
