@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -408,6 +409,35 @@ TEST_F_TIMEOUT(up, commit_then_resume_is_an_upgrade, RUN_TIMEOUT_S)
 	EXPECT_TRUE(alive(self->target), "the target runs on");
 }
 
+/* A connect() to path: 0 or -errno. */
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r;
+
+	if (c < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	r = connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	close(c);
+	return r;
+}
+
+/* A socket file left at path by a process that is gone. */
+static bool stale_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ok = s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
 /*
  * The source's monitor listens by path (-qmp unix:P,server=on): the target
  * serves it from the source's listening socket (fd=N, inherited), and P,
@@ -416,13 +446,11 @@ TEST_F_TIMEOUT(up, commit_then_resume_is_an_upgrade, RUN_TIMEOUT_S)
 TEST_F_TIMEOUT(up, a_monitor_listening_by_path_moves_to_the_target_with_its_name,
 	       RUN_TIMEOUT_S)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	g_autofree char *sock = in_dir(self, "source.sock");
 	g_autofree char *sock_keep = in_dir(self, "source.sock.fdh-keep");
 	g_autofree char *cmdline_path = NULL;
 	g_autofree char *cmdline = NULL;
 	gsize len = 0;
-	int c;
 
 	ASSERT_TRUE(start_source(self, "commit"), "fake source up");
 	ASSERT_TRUE(start_driver(self, "resume", "10"));
@@ -442,13 +470,46 @@ TEST_F_TIMEOUT(up, a_monitor_listening_by_path_moves_to_the_target_with_its_name
 		    "the source's monitor becomes fd=N of its listener: %s", cmdline);
 	EXPECT_FALSE(access(sock_keep, F_OK) == 0, "the kept name is renamed back");
 	/* The source exited: only the target holds the socket now. */
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(c >= 0);
-	EXPECT_EQ(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0,
-		  "connecting to %s reaches the target's listener: %s", sock,
-		  strerror(errno));
-	close(c);
+	EXPECT_EQ(connect_to(sock), 0, "%s reaches the target's listener", sock);
+}
+
+TEST_F_TIMEOUT(up, a_stale_kept_name_of_a_killed_driver_is_replaced, RUN_TIMEOUT_S)
+{
+	g_autofree char *sock = in_dir(self, "source.sock");
+	g_autofree char *sock_keep = in_dir(self, "source.sock.fdh-keep");
+
+	ASSERT_TRUE(start_source(self, "commit"), "fake source up");
+	ASSERT_TRUE(stale_socket(sock_keep), "a stale %s", sock_keep);
+	ASSERT_TRUE(start_driver(self, "resume", "10"));
+	ASSERT_TRUE(finish_driver(self));
+	ASSERT_EQ(WEXITSTATUS(self->status), 0, "exit 0: %s", member(self->report, "error"));
+	ASSERT_EQ(waitpid(self->source, NULL, 0), self->source, "the source quit");
+	self->source = 0;
+	EXPECT_FALSE(access(sock_keep, F_OK) == 0, "the kept name is renamed back");
+	EXPECT_EQ(connect_to(sock), 0, "%s reaches the target's listener", sock);
+}
+
+TEST_F_TIMEOUT(up, a_name_that_cannot_be_kept_does_not_stop_the_upgrade, RUN_TIMEOUT_S)
+{
+	g_autofree char *sock = in_dir(self, "source.sock");
+	g_autofree char *sock_keep = in_dir(self, "source.sock.fdh-keep");
+	struct stat st;
+
+	ASSERT_TRUE(start_source(self, "commit"), "fake source up");
+	/* Not a socket: not the driver's to replace, so link() fails. */
+	ASSERT_TRUE(g_file_set_contents(sock_keep, "someone's", -1, NULL));
+	ASSERT_TRUE(start_driver(self, "resume", "10"));
+	ASSERT_TRUE(finish_driver(self));
+	ASSERT_EQ(WEXITSTATUS(self->status), 0, "the upgrade goes on: %s",
+		  member(self->report, "error"));
+	ASSERT_TRUE(json_object_get_boolean_member(self->report, "committed"));
+	ASSERT_EQ(waitpid(self->source, NULL, 0), self->source, "the source quit");
+	self->source = 0;
+	EXPECT_TRUE(alive(self->target), "the target runs");
+	EXPECT_TRUE(stat(sock_keep, &st) == 0 && S_ISREG(st.st_mode),
+		    "the file in the way is left alone");
+	EXPECT_EQ(connect_to(sock), -ENOENT,
+		  "the source took the name along when it quit");
 }
 
 TEST_F_TIMEOUT(up, failed_migration_rolls_back_and_restores_settings, RUN_TIMEOUT_S)
