@@ -66,7 +66,8 @@ static const char usage[] =
 	"  --workdir DIR         manifests, sockets and the target's log\n"
 	"                        (default: a new directory in $TMPDIR)\n"
 	"  --target-wrapper CMD  a command (split as a shell would) the target's\n"
-	"                        argv is appended to, e.g. a sandbox\n"
+	"                        argv is appended to, e.g. a sandbox; it must\n"
+	"                        leave the inherited fds open for QEMU\n"
 	"  --dry-run             print the plan and the target's argv, start nothing\n"
 	"  --keep-source         do not quit the source after the commit\n"
 	"  -j, --json            the report (or error) as JSON (cli-json.md)\n"
@@ -1444,6 +1445,17 @@ static int run_phases(struct upgrade *u)
 	if (phase(u, "manifest-in", phase_manifest_in) < 0) {
 		u->warning = g_steal_pointer(&u->error);
 		cli_warn("upgrade: %s", u->warning);
+	}
+	/* The target took the guest over and then went: nothing runs the
+	 * guest now (the committed source refuses to), so this is no upgrade
+	 * to report as done. */
+	if (u->target_exited) {
+		g_autofree char *how = wait_status_text(u->target_wstatus);
+
+		set_hint(u, "the guest is gone with the target: the source handed it over and cannot run it again; start the guest afresh");
+		return fail(u, -EIO,
+			    "the target (pid %d) exited with %s after it took the guest over",
+			    u->target_pid, how);
 	}
 	return 0;
 }

@@ -22,7 +22,10 @@ stop = "--stop" in sys.argv[1:sys.argv.index("--")]
 argv = sys.argv[sys.argv.index("--") + 1:]
 qmp = next(a for a in argv if a.startswith("unix:") and "target-qmp" in a)
 sock = os.path.join(os.path.dirname(qmp[5:].split(",")[0]), "migrate.sock")
-p = subprocess.Popen(argv)
+# close_fds=False: QEMU must get the fds the driver placed at the source's
+# numbers (an fd=N monitor listener, -add-fd): this wrapper's own files
+# are not inheritable (PEP 446), those are.
+p = subprocess.Popen(argv, close_fds=False)
 deadline = time.monotonic() + 120
 while p.poll() is None and time.monotonic() < deadline:
     if os.path.exists(sock):

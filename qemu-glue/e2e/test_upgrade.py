@@ -312,6 +312,12 @@ def rollback_when_the_target_is_killed_mid_handover():
         diag("error: " + up.get("error", "").splitlines()[0])
         check(not up.get("committed") and up.get("rolled_back"),
               "rolled back before the commit: %s" % up.get("rolled_back"))
+        # (A wrapper that closed the inherited fds once made the target
+        # fail at its start, and this test pass for the wrong reason.)
+        check(up.get("error", "").startswith(("upgrade: migrate:",
+                                              "upgrade: switch:")),
+              "the target died mid-handover, not at its start: %s"
+              % up.get("error"))
         check(vm.src.alive(), "the source is alive")
         st = vm.src.qmp().execute("query-status")["status"]
         check(st == "running", "the source VM runs again: %s" % st)
