@@ -136,6 +136,14 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		event(f, "MIGRATION", "completed");
 		event(f, "RESUME", NULL);
 	}
+	/* Resumed, then crashed: the guest went with it. */
+	if (!f->source && strcmp(cmd, "migrate-incoming") == 0 &&
+	    is(f, "resume-then-die")) {
+		prctl(PR_SET_PDEATHSIG, 0);
+		event(f, "MIGRATION", "completed");
+		event(f, "RESUME", NULL);
+		_exit(6);
+	}
 }
 
 static int fake_qemu(int argc, char **argv, bool source, const char *scenario)
@@ -594,6 +602,27 @@ TEST_F_TIMEOUT(up, after_commit_a_silent_target_is_left_alone, RUN_TIMEOUT_S)
 	EXPECT_TRUE(alive(self->target), "the target is never killed after the commit");
 	hint = member(self->report, "hint");
 	EXPECT_TRUE(strstr(hint, "never resume the source"), "what to do: %s", hint);
+}
+
+TEST_F_TIMEOUT(up, a_target_that_dies_after_resuming_is_no_success, RUN_TIMEOUT_S)
+{
+	g_autofree char *log = NULL;
+	const char *err;
+
+	/* test_faults.py's "source quits" x SIGKILL target: the driver said ok. */
+	ASSERT_TRUE(start_source(self, "commit"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "resume-then-die", "10"));
+	ASSERT_TRUE(finish_driver(self));
+	log = source_log(self);
+	ASSERT_EQ(WEXITSTATUS(self->status), 1, "not a success");
+	EXPECT_FALSE(json_object_get_boolean_member(self->report, "ok"));
+	EXPECT_TRUE(json_object_get_boolean_member(self->report, "committed"));
+	err = member(self->report, "error");
+	EXPECT_TRUE(strstr(err, "exited with exit status 6 after it took the guest over"),
+		    "error: %s", err);
+	EXPECT_TRUE(strstr(member(self->report, "hint"), "guest is gone"),
+		    "what to do: %s", member(self->report, "hint"));
+	EXPECT_FALSE(asked(log, "cont"), "a committed source is never resumed:\n%s", log);
 }
 
 TEST_F_TIMEOUT(up, target_dying_before_its_monitor_changes_nothing, RUN_TIMEOUT_S)

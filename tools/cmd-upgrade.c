@@ -1452,7 +1452,6 @@ static int run_phases(struct upgrade *u)
 	if (u->target_exited) {
 		g_autofree char *how = wait_status_text(u->target_wstatus);
 
-		set_hint(u, "the guest is gone with the target: the source handed it over and cannot run it again; start the guest afresh");
 		return fail(u, -EIO,
 			    "the target (pid %d) exited with %s after it took the guest over",
 			    u->target_pid, how);
@@ -1611,7 +1610,12 @@ static int report_failure(struct upgrade *u)
 	g_autofree char *hint = NULL;
 	int code = cli_exit_code(u->err);
 
-	if (u->committed) {
+	if (u->committed && u->target_exited) {
+		hint = g_strdup_printf(
+			"the guest is gone with the target (pid %d): the source (pid %d) handed it over and cannot run it again (it is fenced); quit the source if it still runs and start the guest afresh",
+			u->target_pid, u->src_pid);
+		code = CLI_EXIT_FAILURE;
+	} else if (u->committed) {
 		hint = g_strdup_printf(
 			"the target (pid %d) owns the guest now: check it with query-status on %s; never resume the source (pid %d): it is fenced; quit it once the target runs",
 			u->target_pid, u->dst_qmp_path, u->src_pid);
