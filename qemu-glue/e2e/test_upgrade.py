@@ -406,7 +406,7 @@ def libvirt_argv(vm: VM) -> list:
     i = out.index("-append")
     check(out[i + 1] == "console=ttyS0 quiet", "libvirt's -append: %s" % out[i + 1])
     # The test guest's traffic stream, as vm.cmdline() starts it.
-    out[i + 1] += " fdh.ip=%s/%d fdh.peer=%s fdh.pps=%d fdh.max=%d" % (
+    out[i + 1] += " no_timer_check fdh.ip=%s/%d fdh.peer=%s fdh.pps=%d fdh.max=%d" % (
         vm_mod.GUEST_IP, vm_mod.PREFIX, vm_mod.HOST_IP, vm.pps, vm.guest_max_s)
     return out
 

@@ -740,8 +740,12 @@ class VM:
         dev = "virtio-net-pci,netdev=net0,romfile=,mac=" + self.mac
         if q > 1:
             dev += ",mq=on,vectors=%d" % (2 * q + 2)
-        append = "console=ttyS0 quiet fdh.ip=%s/%d fdh.peer=%s fdh.pps=%d fdh.max=%d" % (
-            GUEST_IP, PREFIX, HOST_IP, self.pps, self.guest_max_s)
+        # no_timer_check: on a loaded host TCG can miss the kernel's boot
+        # check that the IO-APIC timer ticks, and the guest panics in
+        # setup_IO_APIC (seen in CI); the check proves nothing here.
+        append = ("console=ttyS0 quiet no_timer_check fdh.ip=%s/%d fdh.peer=%s "
+                  "fdh.pps=%d fdh.max=%d" % (GUEST_IP, PREFIX, HOST_IP, self.pps,
+                                             self.guest_max_s))
         if q > 1:
             append += " fdh.channels=%d" % q
         args = [
