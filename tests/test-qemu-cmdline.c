@@ -195,6 +195,29 @@ TEST(legacy_qmp_with_its_listener_becomes_chardev_and_mon)
 	qemu_target_argv_free(&t);
 }
 
+/* A former target's argv: its driver's ids next to the -qmp it added. */
+TEST(chardev_ids_we_make_are_new_to_the_source)
+{
+	static const struct qemu_listener l[] = {
+		{ "/run/vm/qmp.sock", 4 }, { "/run/vm/up2/target-qmp.sock", 5 } };
+	struct qemu_target_spec s = spec;
+	const char *src[] = { "qemu-system-x86_64",
+		"-chardev", "socket,id=fdh-qmp0,server=on,wait=off,fd=4",
+		"-mon", "chardev=fdh-qmp0,mode=control",
+		"-qmp", "unix:/run/vm/up2/target-qmp.sock,server=on,wait=off", NULL };
+	struct qemu_target_argv t;
+	char *err;
+
+	s.listeners = l;
+	s.n_listeners = 2;
+	ASSERT_EQ(build_with(&s, src, &t, &err), 0, "%s", err ? err : "");
+	ASSERT_GE(find_opt(t.argv, "-chardev", "socket,id=fdh-qmp0,server=on,wait=off,fd=4"), 0);
+	ASSERT_GE(find_opt(t.argv, "-chardev", "socket,id=fdh-qmp1,server=on,wait=off,fd=5"), 0,
+		  "the -qmp's chardev gets an id the source does not have");
+	ASSERT_GE(find_opt(t.argv, "-mon", "chardev=fdh-qmp1,mode=control"), 0);
+	qemu_target_argv_free(&t);
+}
+
 TEST(libvirt_monitor_fd_is_inherited)
 {
 	const char *src[] = { "qemu-system-x86_64",

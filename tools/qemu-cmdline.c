@@ -680,6 +680,36 @@ static bool rewrite_chardev(struct rewrite *w, const struct word *x)
 }
 
 /*
+ * An id for a chardev we create: fdh-NAME<n> that no -chardev of the
+ * source has.  A former target's command line holds the ids its driver
+ * made, next to a legacy -qmp that driver added: counting from 0 again
+ * gave a third upgrade in a row "Duplicate ID 'fdh-qmp0' for chardev".
+ */
+static char *new_chardev_id(struct rewrite *w, const char *name)
+{
+	for (;;) {
+		char *id = g_strdup_printf("fdh-%s%u", name, w->n_new++);
+		bool taken = false;
+
+		for (size_t i = 0; i < w->n_words && !taken; i++) {
+			const struct word *x = &w->words[i];
+			struct qemu_keyval kv;
+			const char *v;
+
+			if (!x->name || !x->val || strcmp(x->name, "chardev"))
+				continue;
+			qemu_keyval_parse(x->val, &kv);
+			v = qemu_keyval_get(&kv, "id");
+			taken = v && strcmp(v, id) == 0;
+			qemu_keyval_free(&kv);
+		}
+		if (!taken)
+			return id;
+		g_free(id);
+	}
+}
+
+/*
  * -qmp/-qmp-pretty/-monitor/-serial/-parallel/-debugcon with a legacy
  * chardev spec ("unix:P,server=on", "file:P", "stdio", "chardev:ID"):
  * the forms that need a rule become -chardev + the option on it.
@@ -694,7 +724,7 @@ static bool rewrite_legacy_chardev(struct rewrite *w, const struct word *x)
 	bool drop = false;
 
 	if (g_str_has_prefix(x->val, "file:")) {
-		id = g_strdup_printf("fdh-%s%u", x->name, w->n_new++);
+		id = new_chardev_id(w, x->name);
 		qemu_keyval_parse("file", &kv);
 		qemu_keyval_set(&kv, "id", id);
 		qemu_keyval_set(&kv, "path", x->val + 5);
@@ -734,7 +764,7 @@ static bool rewrite_legacy_chardev(struct rewrite *w, const struct word *x)
 		qemu_keyval_free(&kv);
 		return true;
 	}
-	id = g_strdup_printf("fdh-%s%u", x->name, w->n_new++);
+	id = new_chardev_id(w, x->name);
 	{
 		/* "socket,id=ID," + the rest */
 		g_autofree char *rest = qemu_keyval_format(&kv);
