@@ -156,6 +156,16 @@ def example_source(raw_lines):
     return "\n".join(out) + "\n"
 
 
+def report(bad, what):
+    """One TAP test point: the page matches, or each problem as a diagnostic."""
+    print("TAP version 13\n1..1")
+    for b in bad:
+        print("# " + b.replace("\n", "\n# "))
+    print("%s 1 libfdhandover.3 matches the header and the version script%s" % (
+        "not ok" if bad else "ok", " # " + what if what and not bad else ""))
+    return 1 if bad else 0
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -173,8 +183,7 @@ def main(argv):
         if need not in secs:
             bad.append(f"{page_path}: no {need} section")
     if bad:
-        print("\n".join(bad))
-        return 1
+        return report(bad, "")
 
     synopsis = synopsis_prototypes(secs["SYNOPSIS"])
     for sym in exported:
@@ -229,13 +238,8 @@ def main(argv):
                 bad.append("EXAMPLE does not compile: " + " ".join(cmd) + "\n" +
                            res.stdout + res.stderr)
 
-    for b in bad:
-        print(b)
-    print(f"# {len(exported)} symbols in {len(nodes)} nodes, "
-          f"{len(synopsis)} prototypes in the SYNOPSIS: "
-          + ("ok" if not bad else f"{len(bad)} problem(s)"))
-    return 1 if bad else 0
-
+    return report(bad, f"{len(exported)} symbols in {len(nodes)} nodes, "
+                       f"{len(synopsis)} prototypes in the SYNOPSIS")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
