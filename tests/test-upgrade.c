@@ -110,7 +110,10 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		event(f, "STOP", NULL);
 		f->mig = "active";
 		event(f, "MIGRATION", f->mig);
-		if (is(f, "commit") || is(f, "commit-no-resume"))
+		/* A status that is not a string: QEMU's JSON is input. */
+		if (is(f, "odd-status"))
+			say(f, "{\"event\": \"MIGRATION\", \"data\": {\"status\": 5}, \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}");
+		if (is(f, "commit") || is(f, "commit-no-resume") || is(f, "odd-status"))
 			f->mig = "completed";
 		else if (is(f, "fail"))
 			f->mig = "failed";
@@ -638,6 +641,17 @@ TEST_F_TIMEOUT(up, target_dying_before_its_monitor_changes_nothing, RUN_TIMEOUT_
 		    "error: %s", member(self->report, "error"));
 	EXPECT_FALSE(asked(log, "migrate-set-capabilities"), "nothing was changed:\n%s", log);
 	EXPECT_FALSE(asked(log, "cont"));
+}
+
+TEST_F_TIMEOUT(up, a_migration_event_with_a_non_string_status_is_ignored, RUN_TIMEOUT_S)
+{
+	/* Found by fuzz-qmp: strcmp(NULL) on {"status": 5}. */
+	ASSERT_TRUE(start_source(self, "odd-status"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "resume", "20"));
+	ASSERT_TRUE(finish_driver(self));
+	ASSERT_TRUE(WIFEXITED(self->status), "the driver did not crash");
+	ASSERT_EQ(WEXITSTATUS(self->status), 0, "the upgrade completes: %s",
+		  member(self->report, "error"));
 }
 
 TEST_F_TIMEOUT(up, a_source_dying_in_the_switch_leaves_the_target_to_decide, RUN_TIMEOUT_S)

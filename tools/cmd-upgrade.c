@@ -283,15 +283,21 @@ static int execute(struct upgrade *u, struct qmp *c, const char *cmd,
 	return 0;
 }
 
-static const char *member_string(JsonNode *n, const char *key)
+/* A string member of an object, or NULL: QEMU's JSON is not trusted. */
+static const char *object_string(JsonObject *o, const char *key)
 {
-	JsonObject *o = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
 	JsonNode *m = o ? json_object_get_member(o, key) : NULL;
 
 	if (!m || !JSON_NODE_HOLDS_VALUE(m) ||
 	    json_node_get_value_type(m) != G_TYPE_STRING)
 		return NULL;
 	return json_node_get_string(m);
+}
+
+static const char *member_string(JsonNode *n, const char *key)
+{
+	return object_string(n && JSON_NODE_HOLDS_OBJECT(n) ?
+			     json_node_get_object(n) : NULL, key);
 }
 
 static int64_t member_int(JsonNode *n, const char *key, int64_t dflt)
@@ -376,10 +382,9 @@ static void on_src_event(struct qmp *q, const char *name, JsonObject *data,
 		return;
 	if (strcmp(name, "STOP") == 0 && !u->stop_us) {
 		u->stop_us = ts;
-	} else if (strcmp(name, "MIGRATION") == 0 && data) {
+	} else if (strcmp(name, "MIGRATION") == 0 && object_string(data, "status")) {
 		g_free(u->src_mig_status);
-		u->src_mig_status = g_strdup(
-			json_object_get_string_member_with_default(data, "status", ""));
+		u->src_mig_status = g_strdup(object_string(data, "status"));
 		/* The commit point (the source has the target's 'loaded'). */
 		if (strcmp(u->src_mig_status, "completed") == 0)
 			u->committed = true;
@@ -395,9 +400,8 @@ static void on_dst_event(struct qmp *q, const char *name, JsonObject *data,
 		u->target_resumed = true;
 		u->resume_us = ts;
 		u->t_running = g_get_monotonic_time();
-	} else if (strcmp(name, "MIGRATION") == 0 && data &&
-		   strcmp(json_object_get_string_member_with_default(
-				  data, "status", ""), "completed") == 0) {
+	} else if (strcmp(name, "MIGRATION") == 0 &&
+		   g_strcmp0(object_string(data, "status"), "completed") == 0) {
 		u->target_completed = true;
 		if (!u->t_running)
 			u->t_running = g_get_monotonic_time();
