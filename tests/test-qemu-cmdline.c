@@ -218,6 +218,36 @@ TEST(chardev_ids_we_make_are_new_to_the_source)
 	qemu_target_argv_free(&t);
 }
 
+/*
+ * A chain of upgrades: the -qmp a former driver appended after its
+ * handover object was that driver's; handing it over again would add
+ * one listener per upgrade.  The manager's own -qmp is kept.
+ */
+TEST(a_former_drivers_monitor_is_not_handed_over_again)
+{
+	static const struct qemu_listener l[] = {
+		{ "/run/vm/qmp.sock", 4 }, { "/run/vm/up1/target-qmp.sock", 5 } };
+	struct qemu_target_spec s = spec;
+	const char *src[] = { "qemu-system-x86_64",
+		"-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
+		"-object", "x-fd-handover,id=fdh0,manifest=/run/vm/up1/source.fdhm",
+		"-qmp", "unix:/run/vm/up1/target-qmp.sock,server=on,wait=off",
+		"-incoming", "defer", NULL };
+	struct qemu_target_argv t;
+	char *err;
+
+	s.listeners = l;
+	s.n_listeners = 2;
+	ASSERT_EQ(build_with(&s, src, &t, &err), 0, "%s", err ? err : "");
+	ASSERT_TRUE(has_fd(&t, 4), "the manager's monitor is handed over");
+	ASSERT_FALSE(has_fd(&t, 5), "the former driver's monitor is not");
+	ASSERT_EQ(t.n_inherit_fds, 1, "one listener, not one more per upgrade");
+	ASSERT_GE(find_opt(t.argv, "-qmp",
+			   "unix:/run/fdh/target.qmp,server=on,wait=off"), 0,
+		  "this driver's own monitor");
+	qemu_target_argv_free(&t);
+}
+
 TEST(libvirt_monitor_fd_is_inherited)
 {
 	const char *src[] = { "qemu-system-x86_64",

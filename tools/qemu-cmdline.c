@@ -914,6 +914,23 @@ static bool rewrite_display(struct rewrite *w, const struct word *x)
 }
 
 /* One word of the source; false when refused (w->error set). */
+/*
+ * The driver appends "-object x-fd-handover,... -qmp unix:WORKDIR/...":
+ * in a former target's command line, the -qmp right after that object is
+ * the former driver's own monitor.  Kept, every upgrade in a chain would
+ * hand one more listener over (seen as one more fd per upgrade).
+ */
+static bool former_drivers_monitor(const struct rewrite *w, const struct word *x)
+{
+	struct qemu_opt o;
+
+	if (x == w->words || !x[-1].name || !x[-1].val ||
+	    strcmp(x[-1].name, "object") != 0)
+		return false;
+	read_opt(&o, x[-1].val);
+	return strcmp(o.type, "x-fd-handover") == 0;
+}
+
 static bool rewrite_word(struct rewrite *w, const struct word *x)
 {
 	const char *name = x->name;
@@ -951,6 +968,11 @@ static bool rewrite_word(struct rewrite *w, const struct word *x)
 			      x->val);
 	if (strcmp(name, "chardev") == 0)
 		return rewrite_chardev(w, x);
+	if (strcmp(name, "qmp") == 0 && former_drivers_monitor(w, x)) {
+		note(w, "-qmp %s dropped: the monitor a former upgrade's driver gave its target (it has exited)",
+		     x->val);
+		return true;
+	}
 	if (strcmp(name, "qmp") == 0 || strcmp(name, "qmp-pretty") == 0 ||
 	    strcmp(name, "monitor") == 0 || strcmp(name, "serial") == 0 ||
 	    strcmp(name, "parallel") == 0 || strcmp(name, "debugcon") == 0)
