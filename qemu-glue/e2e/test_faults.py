@@ -39,14 +39,15 @@ How each phase is hit deterministically (faultproxy.py):
   migrating    `migrate` is held long enough to put a stream proxy on
                WORKDIR/migrate.sock; the source's device state (after its
                STOP) is held in the proxy, so it is sent and not loaded.
-  shut (5a)     the instant between the target's SHUT and its
-               prctl(PR_SET_PDEATHSIG, 0), which patch 0009 does in that
-               order: strace (attached before `migrate` goes on) holds the
-               target at the entry of its next prctl() for timeout + 2 s
-               (-e inject=prctl:delay_enter), the cell checks it is there
-               (/proc/PID/syscall: 157 0x1 0x0) when the SHUT reaches the
-               proxy, lets the SHUT go, and once the source has committed the
-               driver goes (SIGKILL, or its own timeout: "stop-target").
+  shut (5a)     the target loaded, clearing PR_SET_PDEATHSIG just before
+               its SHUT (patch 0009 does them in that order, since this
+               matrix found the other order unsafe): strace (attached
+               before `migrate` goes on) holds the target at the entry of
+               its next prctl() for timeout + 2 s (-e
+               inject=prctl:delay_enter); once it is there (/proc/PID/
+               syscall: 157 0x1 0x0) and no SHUT has been sent, the driver
+               goes (SIGKILL: the still-set PR_SET_PDEATHSIG takes the
+               target along; or its own timeout, "stop-target": rollback).
                Documentation/upgrade.md promises the target survives the
                driver once it has sent SHUT.
   loaded       the stream proxy holds the return path: the target has
@@ -123,7 +124,7 @@ PHASES = [
     ("target", "2 target starts and pulls"),
     ("prepared", "3 prepared"),
     ("migrating", "4 migrating (device state in flight)"),
-    ("shut", "5a SHUT sent, PR_SET_PDEATHSIG not yet cleared"),
+    ("shut", "5a target loaded, clearing PR_SET_PDEATHSIG, SHUT not sent"),
     ("loaded", "5 target loaded, SHUT sent, waiting for the commit"),
     ("committed", "commit: source completed, target not yet resumed"),
     ("source-exit", "6 source quits"),
@@ -145,11 +146,14 @@ for _p, _ in PHASES:
     for _f in FAULTS:
         if _p in ("manifest", "target", "prepared", "migrating"):
             EXPECT[(_p, _f)] = _BEFORE[_f]
-        elif _p in ("loaded", "shut"):
+        elif _p == "loaded":
             # The SHUT is sent: the target lives on without the driver, and
             # a stopped target is committed to once the SHUT reaches the source.
             EXPECT[(_p, _f)] = {"kill-driver": "target", "stop-target": "target"}.get(
                 _f, _BEFORE[_f])
+        elif _p == "shut":
+            # No SHUT yet: the source cannot have committed.
+            EXPECT[(_p, _f)] = _BEFORE[_f]
         else:
             EXPECT[(_p, _f)] = _AFTER[_f]
 for _f in ("kill-target", "stop-target"):
@@ -589,11 +593,11 @@ class Cell:
             self.inject()
             s.set_hold("down", False)
             return
+        if self.phase == "shut":
+            self.at_pdeathsig()
+            return
         if not s.wait(lambda s: s.shut_seen(), 15):
             self.missed = "no SHUT from the target"
-            return
-        if self.phase == "shut":
-            self.at_shut()
             return
         end = time.monotonic() + 5
         while time.monotonic() < end and not in_commit_wait(self.target()):
@@ -635,31 +639,23 @@ class Cell:
         s.set_hold("down", False)
 
 
-    def at_shut(self) -> None:
-        """The target sent its SHUT and is held (hold_prctl) at the entry of
-        prctl(PR_SET_PDEATHSIG, 0); the source takes the SHUT and commits;
-        then the driver goes: killed, or (stop-target: the hold lasts past
-        the driver's timeout) it gives up waiting for RESUME and exits."""
+    def at_pdeathsig(self) -> None:
+        """The target has loaded and is held (hold_prctl) at the entry of
+        prctl(PR_SET_PDEATHSIG, 0), its SHUT not sent: the fault now."""
         pid = self.target()
-        end = time.monotonic() + 2
+        end = time.monotonic() + 15
         while time.monotonic() < end and not syscall_of(pid).startswith("157 0x1 0x0 "):
             time.sleep(0.001)
         where = syscall_of(pid)
-        if where.startswith("157 0x1 0x0 "):
-            self.hit = "target sent SHUT and is held entering prctl(PR_SET_PDEATHSIG, 0)"
-        else:
-            self.hit = "the target sent SHUT and is not in prctl(PR_SET_PDEATHSIG, 0) " \
-                "(%s): no such window" % where[:40]
-        self.stream.set_hold("up", False)
-        if not self.qmp.migration_status("completed", 10):
-            self.missed = "the source did not commit"
+        if not where.startswith("157 0x1 0x0 "):
+            self.missed = "the target never entered prctl(PR_SET_PDEATHSIG, 0) (%s)" % where[:40]
             return
-        self.hit += "; source completed"
-        if self.fault == "kill-driver":
-            self.inject()
-        else:
-            self.t_fault = time.monotonic()
-
+        if self.stream.shut_seen():
+            self.missed = "the target sent SHUT before clearing PR_SET_PDEATHSIG"
+            return
+        self.hit = "target held entering prctl(PR_SET_PDEATHSIG, 0), no SHUT sent"
+        self.inject()
+        self.stream.set_hold("up", False)
 
 def in_commit_wait(pid: int) -> bool:
     """pid's main thread is in patch 0009's wait for the commit: poll() of
