@@ -46,7 +46,8 @@ _ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)$', re.M)
 # An 8-byte write that failed with EBADF: libvhost-user's eventfd_write() to
 # a call fd that is gone (DAEMON_RACE).  strace may split it in two lines
 # when another thread's syscall comes in between ("<... write resumed>").
-_EBADF_WRITE = re.compile(r'^\d+\s+([\d.]+) (?:write\((\d+), .*, 8\)|<\.\.\. write '
+# The eventfd may be one the daemon closed, or -1 once it forgot it.
+_EBADF_WRITE = re.compile(r'^\d+\s+([\d.]+) (?:write\((-?\d+), .*, 8\)|<\.\.\. write '
                           r'resumed>.*\)) += -1 EBADF', re.M)
 
 
