@@ -84,7 +84,9 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		    f->source ? "" : ", \"received\": \"", f->source ? "" : f->manifest,
 		    f->source ? "" : "\"", id);
 	} else if (strcmp(cmd, "query-migrate-capabilities") == 0) {
-		say(f, "{\"return\": [{\"capability\": \"events\", \"state\": false}, {\"capability\": \"return-path\", \"state\": false}, {\"capability\": \"x-fd-handover\", \"state\": false}, {\"capability\": \"xbzrle\", \"state\": false}], \"id\": %s}",
+		/* Patch 0016 adds x-fd-handover-quit; older sources lack it. */
+		say(f, "{\"return\": [{\"capability\": \"events\", \"state\": false}, {\"capability\": \"return-path\", \"state\": false}, {\"capability\": \"x-fd-handover\", \"state\": false}, %s{\"capability\": \"xbzrle\", \"state\": false}], \"id\": %s}",
+		    is(f, "commit-quits") ? "{\"capability\": \"x-fd-handover-quit\", \"state\": false}, " : "",
 		    id);
 	} else if (strcmp(cmd, "query-migrate-parameters") == 0) {
 		say(f, "{\"return\": {\"mode\": \"normal\", \"announce-rounds\": 5}, \"id\": %s}", id);
@@ -113,12 +115,18 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		/* A status that is not a string: QEMU's JSON is input. */
 		if (is(f, "odd-status"))
 			say(f, "{\"event\": \"MIGRATION\", \"data\": {\"status\": 5}, \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}");
-		if (is(f, "commit") || is(f, "commit-no-resume") || is(f, "odd-status"))
+		if (is(f, "commit") || is(f, "commit-no-resume") ||
+		    is(f, "odd-status") || is(f, "commit-quits"))
 			f->mig = "completed";
 		else if (is(f, "fail"))
 			f->mig = "failed";
 		if (strcmp(f->mig, "active"))
 			event(f, "MIGRATION", f->mig);
+	}
+	/* x-fd-handover-quit: committed, it quits by itself, as if told to. */
+	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "commit-quits")) {
+		unlink(f->path);
+		_exit(0);
 	}
 	/* Killed in the switch, before it could say how it ended. */
 	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "die-in-switch"))
@@ -416,6 +424,29 @@ TEST_F_TIMEOUT(up, commit_then_resume_is_an_upgrade, RUN_TIMEOUT_S)
 	ASSERT_TRUE(json_object_get_boolean_member(self->report, "committed"));
 	EXPECT_FALSE(asked(log, "cont"), "a committed source is never resumed");
 	EXPECT_TRUE(asked(log, "quit"), "the source is told to quit");
+	EXPECT_STREQ(member(self->report, "source_status"), "exited");
+	EXPECT_TRUE(alive(self->target), "the target runs on");
+}
+
+/*
+ * A source that offers x-fd-handover-quit is asked to quit by itself once
+ * committed (the target only gets the handover's own capabilities): a
+ * driver killed after the commit then leaves no source behind.  Its
+ * leaving before our quit is an ordinary end.
+ */
+TEST_F_TIMEOUT(up, a_source_that_can_quit_by_itself_is_asked_to, RUN_TIMEOUT_S)
+{
+	g_autofree char *log = NULL;
+
+	ASSERT_TRUE(start_source(self, "commit-quits"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "resume", "10"));
+	ASSERT_TRUE(finish_driver(self));
+	log = source_log(self);
+	ASSERT_EQ(WEXITSTATUS(self->status), 0, "exit 0: %s", member(self->report, "error"));
+	ASSERT_TRUE(json_object_get_boolean_member(self->report, "committed"));
+	EXPECT_TRUE(asked(log, "migrate-set-capabilities {\"capabilities\":[{\"capability\":\"x-fd-handover\",\"state\":true},{\"capability\":\"return-path\",\"state\":true},{\"capability\":\"events\",\"state\":true},{\"capability\":\"x-fd-handover-quit\",\"state\":true}]}"),
+		    "the source is asked to quit once committed:\n%s", log);
+	EXPECT_FALSE(asked(log, "cont"), "a committed source is never resumed");
 	EXPECT_STREQ(member(self->report, "source_status"), "exited");
 	EXPECT_TRUE(alive(self->target), "the target runs on");
 }

@@ -69,7 +69,8 @@ static const char usage[] =
 	"                        argv is appended to, e.g. a sandbox; it must\n"
 	"                        leave the inherited fds open for QEMU\n"
 	"  --dry-run             print the plan and the target's argv, start nothing\n"
-	"  --keep-source         do not quit the source after the commit\n"
+	"  --keep-source         do not quit the source after the commit, nor\n"
+	"                        let it quit by itself (x-fd-handover-quit)\n"
 	"  -j, --json            the report (or error) as JSON (cli-json.md)\n"
 	"  -p, --pretty          indented JSON\n"
 	"  -h, --help            this help\n"
@@ -152,6 +153,9 @@ struct upgrade {
 	/* What prepare changed on the source, to put back on a rollback. */
 	JsonNode *saved_caps;		/* [{capability, state}] */
 	char *saved_mode;
+	/* The source offers x-fd-handover-quit: committed, it quits by
+	 * itself, so a driver killed after the commit leaves no source. */
+	bool src_can_quit;
 	bool caps_changed;
 	bool params_changed;
 
@@ -814,25 +818,33 @@ static int phase_target(struct upgrade *u, GString *detail)
 static const char *const handover_caps[] = {
 	"x-fd-handover", "return-path", "events",
 };
+#define QUIT_CAP "x-fd-handover-quit"
 
 static JsonNode *caps_args(JsonNode *caps)
 {
 	return qmp_args("capabilities", QMP_NODE, caps, NULL);
 }
 
-static JsonNode *handover_caps_on(void)
+static void add_cap(JsonBuilder *b, const char *name, gboolean state)
+{
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "capability");
+	json_builder_add_string_value(b, name);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_boolean_value(b, state);
+	json_builder_end_object(b);
+}
+
+/* with_quit: the source's list, which also has it quit once committed. */
+static JsonNode *handover_caps_on(bool with_quit)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
 
 	json_builder_begin_array(b);
-	for (size_t i = 0; i < G_N_ELEMENTS(handover_caps); i++) {
-		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "capability");
-		json_builder_add_string_value(b, handover_caps[i]);
-		json_builder_set_member_name(b, "state");
-		json_builder_add_boolean_value(b, TRUE);
-		json_builder_end_object(b);
-	}
+	for (size_t i = 0; i < G_N_ELEMENTS(handover_caps); i++)
+		add_cap(b, handover_caps[i], TRUE);
+	if (with_quit)
+		add_cap(b, QUIT_CAP, TRUE);
 	json_builder_end_array(b);
 	return json_builder_get_root(b);
 }
@@ -858,6 +870,12 @@ static int save_source_settings(struct upgrade *u)
 		JsonNode *c = json_array_get_element(a, i);
 		const char *name = member_string(c, "capability");
 
+		/* An older source (series before 0016) lacks it: it then
+		 * stays until we quit it, as before. */
+		if (name && strcmp(name, QUIT_CAP) == 0) {
+			u->src_can_quit = true;
+			json_builder_add_value(b, json_node_copy(c));
+		}
 		for (size_t k = 0; name && k < G_N_ELEMENTS(handover_caps); k++)
 			if (strcmp(name, handover_caps[k]) == 0)
 				json_builder_add_value(b, json_node_copy(c));
@@ -983,15 +1001,19 @@ static bool source_gone(const struct upgrade *u)
 
 static int phase_prepare(struct upgrade *u, GString *detail)
 {
-	g_autoptr(JsonNode) on = handover_caps_on();
+	g_autoptr(JsonNode) on = handover_caps_on(false);
 	g_autoptr(JsonNode) a1 = NULL, a2 = NULL, a3 = NULL, a4 = NULL;
+	bool quit;
 	int r;
 
 	if ((r = save_source_settings(u)) < 0)
 		return r;
 	/* return-path: the source completes only once the target has loaded
-	 * everything and said so; that makes 'completed' the commit point. */
-	a1 = caps_args(json_node_copy(on));
+	 * everything and said so; that makes 'completed' the commit point.
+	 * x-fd-handover-quit: after it, the source ends itself even if we
+	 * are killed; we still quit it ourselves, which it survives. */
+	quit = u->src_can_quit && !u->keep_source;
+	a1 = caps_args(handover_caps_on(quit));
 	u->caps_changed = true;
 	if ((r = execute(u, u->src, "migrate-set-capabilities", a1, NULL)) < 0)
 		return r;
@@ -1008,7 +1030,8 @@ static int phase_prepare(struct upgrade *u, GString *detail)
 		return r;
 	/* Before the migration: the source may die any time after it. */
 	keep_names(u);
-	g_string_assign(detail, "x-fd-handover, return-path, cpr-transfer, announce-rounds 0");
+	g_string_printf(detail, "x-fd-handover, return-path%s, cpr-transfer, announce-rounds 0",
+			quit ? ", " QUIT_CAP : "");
 	if (u->kept->len)
 		g_string_append_printf(detail, "; %u socket name%s kept",
 				       u->kept->len, u->kept->len > 1 ? "s" : "");

@@ -118,6 +118,7 @@ TAIL_S = 1.5            # traffic after the outcome settled
 # what the TAP and the guest's socket cannot queue: per direction at most
 LONG_PAUSE_LOSS = PPS * (TIMEOUT_S + 3)
 HOLD_PRCTL_S = TIMEOUT_S + 2   # row 5a: the target held past the driver's timeout
+SOURCE_QUIT_S = 15             # a committed source's fence and teardown, loaded host
 
 PHASES = [
     ("manifest", "1 before the manifest"),
@@ -897,8 +898,13 @@ def cell_body(g, c, phase, fault, expect, row, src, proxy, entries, src_fds0, bl
     row["states"] = st
     if owner == "target":
         new = cands["target"]
+        # The driver set x-fd-handover-quit (patch 0016): committed, the
+        # source quits by itself, whether the driver lives or not.
+        row["source_quit"] = wait_dead(src.pid, SOURCE_QUIT_S) or not src.alive()
+        if not row["source_quit"]:
+            row["notes"].append("the committed source did not quit by itself")
         if src.alive():
-            # Committed and fenced: it must refuse cont; the operator quits it.
+            # Committed and fenced: it must refuse cont.
             r = proxy.execute("cont")
             if "return" in r:
                 row["notes"].append("the committed source ACCEPTED cont")
@@ -1009,6 +1015,9 @@ def cell_body(g, c, phase, fault, expect, row, src, proxy, entries, src_fds0, bl
     if row.get("source_after_cont") not in (None, "postmigrate"):
         raise Fail("the committed source is %s after cont" % row["source_after_cont"])
     check(not any("ACCEPTED" in n for n in row["notes"]), "the committed source refused cont")
+    if owner == "target" and fault != "kill-source":
+        check(row["source_quit"], "the committed source quit by itself within %d s"
+              % SOURCE_QUIT_S)
     if fault != "kill-backend":
         check(row["backend"] == "alive, same connection", "backend: %s" % row["backend"])
         check(blk1.get("ops", 0) > blk0.get("ops", 0) and blk1.get("ioerr") == 0 and
