@@ -1472,6 +1472,9 @@ static int run_phases(struct upgrade *u)
 	if (phase(u, "manifest-in", phase_manifest_in) < 0) {
 		u->warning = g_steal_pointer(&u->error);
 		cli_warn("upgrade: %s", u->warning);
+		/* Its monitor may have gone with the target itself, whose
+		 * exit (seen by the child watch, not yet run) decides below. */
+		wait_until(u, target_reaped, ROLLBACK_WAIT_MS);
 	}
 	/* The target took the guest over and then went: nothing runs the
 	 * guest now (the committed source refuses to), so this is no upgrade
