@@ -580,6 +580,26 @@ TEST_F_TIMEOUT(up, failed_migration_rolls_back_and_restores_settings, RUN_TIMEOU
 	EXPECT_TRUE(access(sock, F_OK) == 0, "the source keeps its socket's name");
 }
 
+/* After the commit a signal ends the driver, and nothing else. */
+TEST_F_TIMEOUT(up, sigterm_after_commit_neither_kills_nor_resumes, RUN_TIMEOUT_S)
+{
+	g_autofree char *log = NULL;
+
+	ASSERT_TRUE(start_source(self, "commit-no-resume"), "fake source up");
+	ASSERT_TRUE(start_driver(self, "never", "20"));
+	ASSERT_TRUE(source_asked(self, "migrate"), "the migration starts");
+	usleep(300000);		/* the source's 'completed' is read */
+	kill(self->driver, SIGTERM);
+	ASSERT_TRUE(finish_driver(self));
+	log = source_log(self);
+	ASSERT_EQ(WEXITSTATUS(self->status), 1, "not a success");
+	ASSERT_TRUE(json_object_get_boolean_member(self->report, "committed"));
+	EXPECT_FALSE(json_object_has_member(self->report, "rolled_back"));
+	EXPECT_FALSE(asked(log, "cont"), "the source is never resumed:\n%s", log);
+	EXPECT_FALSE(asked(log, "migrate_cancel"), "nor cancelled:\n%s", log);
+	EXPECT_TRUE(alive(self->target), "the target is never killed after the commit");
+}
+
 TEST_F_TIMEOUT(up, sigterm_before_commit_cancels_and_rolls_back, RUN_TIMEOUT_S)
 {
 	g_autofree char *log = NULL;
