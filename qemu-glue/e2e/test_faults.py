@@ -131,16 +131,20 @@ PHASES = [
     ("source-exit", "6 source quits"),
     ("after", "7 after the upgrade"),
 ]
-FAULTS = ["kill-source", "kill-target", "kill-driver", "kill-backend", "stop-target"]
+FAULTS = ["kill-source", "kill-target", "kill-driver", "term-driver", "kill-backend",
+          "stop-target"]
 FAULT_TEXT = {"kill-source": "SIGKILL source", "kill-target": "SIGKILL target",
-              "kill-driver": "SIGKILL driver", "kill-backend": "SIGKILL backend",
+              "kill-driver": "SIGKILL driver", "term-driver": "SIGTERM driver",
+              "kill-backend": "SIGKILL backend",
               "stop-target": "SIGSTOP target %d s+" % TIMEOUT_S}
 
 # Who owns the guest afterwards (Documentation/upgrade.md, the commit point).
 # None: not a cell (nothing to hit: no target yet, or no driver/source left).
 _BEFORE = {"kill-source": "none", "kill-target": "source", "kill-driver": "source",
+           "term-driver": "source",
            "kill-backend": "source", "stop-target": "source"}
 _AFTER = {"kill-source": "target", "kill-target": "none", "kill-driver": "target",
+          "term-driver": "target",
           "kill-backend": "target", "stop-target": "target"}
 EXPECT = {}
 for _p, _ in PHASES:
@@ -167,6 +171,11 @@ for _f in ("kill-source", "kill-driver"):
 # target survives the driver once it has sent SHUT.
 for _f in ("kill-source", "kill-target", "kill-backend"):
     EXPECT.pop(("shut", _f))
+# SIGTERM to the driver: one phase before the commit (it rolls back), two
+# after it (it ends, and nothing else: the source quits by itself).
+for _k in [k for k in EXPECT if k[1] == "term-driver"]:
+    if _k[0] not in ("prepared", "committed", "source-exit"):
+        EXPECT.pop(_k)
 # The backend killed before the target adopted anything: which QEMU keeps
 # the (diskless) guest is what the run shows; exactly one must.
 for _p in ("manifest", "target", "prepared", "migrating", "loaded"):
@@ -193,6 +202,7 @@ SCHEDULE = [
     ("source-exit", "kill-target"), ("source-exit", "kill-backend"),
     ("after", "kill-target"), ("after", "kill-backend"),
     ("shut", "kill-driver"), ("shut", "stop-target"),
+    ("prepared", "term-driver"), ("committed", "term-driver"), ("source-exit", "term-driver"),
 ]
 assert sorted(SCHEDULE) == sorted(EXPECT), set(EXPECT) ^ set(SCHEDULE)
 
@@ -476,6 +486,10 @@ class Cell:
             # (ours.upgrade() waits for it in another thread: no wait() here)
             os.kill(self.p.pid, signal.SIGKILL)
             wait_dead(self.p.pid)
+        elif f == "term-driver":
+            # It rolls back (before the commit) or just ends: it may need
+            # the held command's answer for that, so it is not waited for.
+            os.kill(self.p.pid, signal.SIGTERM)
         elif f == "kill-backend":
             os.kill(g.daemon_pid, signal.SIGKILL)
             wait_dead(g.daemon_pid)
