@@ -635,18 +635,6 @@ static int on_event(void *ctx, void *data, size_t size)
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                          */
 
-int ht_trace_add_pid(struct ht_trace *t, pid_t pid)
-{
-	__u32 key = (__u32)pid, one = 1;
-	int r;
-
-	r = bpf_map__update_elem(t->skel->maps.traced, &key, sizeof(key), &one,
-				 sizeof(one), BPF_ANY);
-	if (r < 0)
-		return fail(r, "adding pid %d to the traced set: %s", pid, strerror(-r));
-	return add_process_binaries(t, pid);
-}
-
 static int check_pids(const struct ht_trace_opts *o)
 {
 	for (size_t i = 0; i < o->n_pids; i++) {

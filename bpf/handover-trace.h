@@ -75,9 +75,6 @@ int ht_trace_open(const struct ht_trace_opts *opts, struct ht_trace **ret_trace)
  */
 int ht_trace_add_binary(struct ht_trace *t, const char *path);
 
-/* Add a process (and its future children) to the traced set. */
-int ht_trace_add_pid(struct ht_trace *t, pid_t pid);
-
 /* Consume events, waiting up to timeout_ms; returns how many, or -errno. */
 int ht_trace_poll(struct ht_trace *t, int timeout_ms);
 

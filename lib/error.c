@@ -56,7 +56,8 @@ int fdh_kind_from_name(const char *name)
 	for (int k = 0; k < FDH_KIND__MAX; k++)
 		if (name && strcmp(name, kind_names[k]) == 0)
 			return k;
-	return -EINVAL;
+	return fdh_fail(-EINVAL, -1, "no fd kind named '%s'",
+			name ? name : "(null)");
 }
 
 const char *fdh_transport_name(enum fdh_transport transport)

@@ -41,11 +41,7 @@ struct cli_cmd {
 	const char *synopsis;	/* one line for `help` */
 };
 
-/*
- * The subcommands, one file each.  cmd_trace lives in tools/cmd-trace.c
- * (the eBPF tracer, issue 5), which a build may leave out: main.c refers
- * to it weakly and reports "not built" when it is absent.
- */
+/* The subcommands, one file each (cmd_trace: the eBPF tracer). */
 int cmd_ls(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
