@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,6 +53,33 @@ const char *fdh_fdinfo_get(const char *text, const char *key);
 /* Parse the value of key as an unsigned number in base (0: auto). */
 int fdh_fdinfo_get_u64(const char *text, const char *key, int base,
 		       uint64_t *ret);
+
+/* A numeric fdinfo value, 0 when absent or unparsable. */
+static inline uint64_t fdh_fdinfo_u64(const char *text, const char *key,
+				      int base)
+{
+	uint64_t v;
+
+	return fdh_fdinfo_get_u64(text, key, base, &v) == 0 ? v : 0;
+}
+
+/* Copy up to len bytes of src, stopping at a NUL; always terminated. */
+static inline void fdh_copy_bytes(char *dst, size_t size, const char *src,
+				  size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && n + 1 < size && src[n]) {
+		dst[n] = src[n];
+		n++;
+	}
+	dst[n] = '\0';
+}
+
+static inline void fdh_proc_fd_path(char *buf, size_t size, pid_t pid, int fd)
+{
+	snprintf(buf, size, "/proc/%d/fd/%d", pid, fd);
+}
 
 /* Start time (clock ticks after boot) and uid of a live process. */
 int fdh_proc_stat(pid_t pid, uint64_t *ret_start_time, uid_t *ret_uid,
