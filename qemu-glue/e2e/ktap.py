@@ -1,6 +1,6 @@
 """A tiny KTAP runner for the end-to-end tests (standard library only).
 
-    from ktap import test, check, diag, Skip, run
+    from e2e.ktap import test, check, diag, Skip, run
 
     @test
     def something_holds():

@@ -92,17 +92,15 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM  # noqa: E402
-from qmp import QMPClient  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from faultproxy import COMMIT, QmpProxy, StreamProxy  # noqa: E402
-import ktap  # noqa: E402
-from ktap import Fail, check, diag, note, run, test  # noqa: E402
+from .vm import VM
+from .qmp import QMPClient
+from . import ours
+from . import vublk
+from .faultproxy import COMMIT, QmpProxy, StreamProxy
+from . import ktap
+from .ktap import Fail, check, diag, note, run, test
 
 QEMU = os.environ.get("FDH_QEMU", "")
 VUB = os.environ.get("FDH_VUB_BIN", "")

@@ -25,14 +25,12 @@ import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from ktap import check, diag, run, test  # noqa: E402
+from .vm import VM
+from . import ours
+from . import vublk
+from .ktap import check, diag, run, test
 
 QEMU = os.environ.get("FDH_QEMU", "")
 VUB = os.environ.get("FDH_VUB_BIN", "")

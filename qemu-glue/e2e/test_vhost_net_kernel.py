@@ -47,11 +47,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from ktap import check, diag, note, run, test  # noqa: E402
+from .ktap import check, diag, note, run, test
 
 BUILD = os.path.join(HERE, "..", "guest", "vhostnet", "build.sh")
 QEMU = os.environ.get("FDH_QEMU") or shutil.which("qemu-system-x86_64") or ""

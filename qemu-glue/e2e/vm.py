@@ -8,7 +8,7 @@ namespace.
 
 Typical use::
 
-    from vm import VM, build_guest
+    from e2e.vm import VM, build_guest
     with VM(ram_mb=512, queues=1) as vm:          # netns + TAP created here
         src = vm.start_qemu("/usr/bin/qemu-system-x86_64", "src")
         boot_s = src.wait_stream()                # guest printed "gueststream: started"
@@ -38,13 +38,11 @@ import tempfile
 import time
 from typing import Any, Callable, Optional
 
-E2E_DIR = os.path.dirname(os.path.abspath(__file__))
+from . import HERE as E2E_DIR
 GLUE_DIR = os.path.dirname(E2E_DIR)
 GUEST_DIR = os.path.join(GLUE_DIR, "guest")
-if E2E_DIR not in sys.path:  # qmp.py, whoever imports this module from wherever
-    sys.path.insert(0, E2E_DIR)
 
-from qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout  # noqa: E402
+from .qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout
 
 __all__ = ["VM", "Qemu", "Peer", "Netns", "build_guest", "QMPClient", "QMPError",
            "QMPConnectionError", "QMPTimeout", "mono", "qmp_event_mono", "log",

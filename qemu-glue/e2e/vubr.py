@@ -63,12 +63,7 @@ import threading
 import time
 from typing import Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import vutrace  # noqa: E402
+from . import HERE, vutrace
 
 BRIDGE_PORT = 4444      # vhost-user-bridge's UDP port (its defaults)
 RELAY_PORT = 5555       # the relay's
