@@ -4,8 +4,11 @@
 #define FDH_INTERNAL_H
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +24,46 @@
 int fdh_fail(int code, int entry, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fdh_clear_error(void);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t fdh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait for events on fd until deadline (fdh_now_ms() time), or for ever
+ * if deadline is 0: 0, -ETIMEDOUT or -errno.  A signal neither ends the
+ * wait nor restarts the clock.  For the SCM_RIGHTS fallback's two sides
+ * (lib/pull.c, lib/serve.c).
+ */
+static inline int fdh_poll_until(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	for (;;) {
+		int timeout = -1;
+
+		if (deadline) {
+			uint64_t now = fdh_now_ms();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			timeout = (int)(deadline - now);
+		}
+		r = poll(&p, 1, timeout);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
 
 /* glibc 2.36 has no wrappers for these. */
 static inline int fdh_sys_pidfd_open(pid_t pid, unsigned int flags)

@@ -360,23 +360,8 @@ static int getfd_error(const struct fdh_source_info *src, size_t i,
  */
 static int wait_ready(int sockfd, short events)
 {
-	struct pollfd p = { .fd = sockfd, .events = events };
-	uint64_t deadline = now_ns() + FALLBACK_TIMEOUT_MS * 1000000ull;
-	int r;
-
-	for (;;) {
-		uint64_t now = now_ns();
-
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return fdh_poll_until(sockfd, events,
+			      fdh_now_ms() + FALLBACK_TIMEOUT_MS);
 }
 
 /*

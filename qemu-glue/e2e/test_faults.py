@@ -94,7 +94,7 @@ import time
 
 from . import HERE
 
-from .vm import VM
+from .vm import VM, fd_count, pid_alive, wait_dead
 from .qmp import QMPClient
 from . import ours
 from . import vublk
@@ -213,23 +213,6 @@ def ends_guest(phase: str, fault: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- processes
-def pid_alive(pid: int) -> bool:
-    """pid runs (a zombie does not)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and pid_alive(pid):
-        time.sleep(0.005)
-    return not pid_alive(pid)
-
-
 def targets_of(workdir: str) -> list:
     """Live pids whose argv names this upgrade's manifest: its target."""
     mark = os.path.join(workdir, "source.fdhm").encode()
@@ -567,7 +550,7 @@ class Cell:
             self.missed = "the target's monitor was already up"
         else:
             self.hit = "target pid %d stopped before its monitor was up (%d fds)" % (
-                self.target_pid, len(os.listdir("/proc/%d/fd" % self.target_pid)))
+                self.target_pid, fd_count(self.target_pid))
         if self.fault == "stop-target":
             self.stopped = self.target_pid
             self.t_fault = time.monotonic()

@@ -27,7 +27,7 @@ import time
 
 from . import HERE
 
-from .vm import VM
+from .vm import VM, fd_count, rss_anon_kb
 from . import ours
 from . import vublk
 from .ktap import check, diag, run, test
@@ -40,18 +40,6 @@ N = int(os.environ.get("FDH_SOAK_N", "100"))
 # one QEMU to the next; a leak per upgrade grows it by every upgrade.
 RSS_SLACK_KB = 32 * 1024
 SETTLE_S = 0.5
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_anon_kb(pid: int) -> int:
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise RuntimeError("no RssAnon for pid %d" % pid)
 
 
 def all_serial(vm: VM) -> str:
