@@ -706,3 +706,22 @@ void cli_table_free(struct cli_table *t)
 	free(t->cells);
 	free(t);
 }
+
+const struct cli_cmd *cli_find_cmd(const struct cli_cmd *cmds, size_t n,
+				   const char *name, bool *ret_ambiguous)
+{
+	const struct cli_cmd *match = NULL;
+	size_t len = strlen(name);
+
+	*ret_ambiguous = false;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+		if (len && strncmp(cmds[i].name, name, len) == 0) {
+			if (match)
+				*ret_ambiguous = true;
+			match = &cmds[i];
+		}
+	}
+	return *ret_ambiguous ? NULL : match;
+}

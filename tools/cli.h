@@ -41,6 +41,15 @@ struct cli_cmd {
 	const char *synopsis;	/* one line for `help` */
 };
 
+/*
+ * The command of cmds[0..n) that name names: its exact name, else the one
+ * it is a prefix of; NULL when none is (or name is empty), and then
+ * *ret_ambiguous says whether several were.  For the top level
+ * (tools/main.c) and for a command's verbs (manifest show|verify|make).
+ */
+const struct cli_cmd *cli_find_cmd(const struct cli_cmd *cmds, size_t n,
+				   const char *name, bool *ret_ambiguous);
+
 /* The subcommands, one file each (cmd_trace: the eBPF tracer). */
 int cmd_ls(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

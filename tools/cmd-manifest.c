@@ -605,8 +605,8 @@ static const struct cli_cmd verbs[] = {
 
 int cmd_manifest(int argc, char **argv)
 {
-	const struct cli_cmd *match = NULL;
-	size_t len;
+	const struct cli_cmd *match;
+	bool ambiguous;
 
 	/* Global options may stand before the verb too. */
 	while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
@@ -625,15 +625,10 @@ int cmd_manifest(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0)
 		return cli_print_usage(usage);
-	len = strlen(argv[1]);
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strncmp(verbs[i].name, argv[1], len) == 0) {
-			if (match)
-				return cli_usage("manifest: '%s' is ambiguous",
-						 argv[1]);
-			match = &verbs[i];
-		}
-	}
+	match = cli_find_cmd(verbs, sizeof(verbs) / sizeof(verbs[0]), argv[1],
+			     &ambiguous);
+	if (ambiguous)
+		return cli_usage("manifest: '%s' is ambiguous", argv[1]);
 	if (!match)
 		return cli_usage("manifest: no verb '%s' (show, verify, make)",
 				 argv[1]);

@@ -63,19 +63,9 @@ static void print_usage(void)
 /* Exact name, else a unique prefix, else NULL (ambiguous or unknown). */
 static const struct cli_cmd *find_command(const char *name)
 {
-	const struct cli_cmd *match = NULL;
-	size_t len = strlen(name);
+	bool ambiguous;
 
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-		if (len && strncmp(commands[i].name, name, len) == 0) {
-			if (match)
-				return NULL;
-			match = &commands[i];
-		}
-	}
-	return match;
+	return cli_find_cmd(commands, N_COMMANDS, name, &ambiguous);
 }
 
 static int run_command(const struct cli_cmd *c, int argc, char **argv)
