@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdh-shared.h"
 #include "handover-analyze.h"
 #include "handover.skel.h"
 #include "stapsdt.h"
@@ -44,11 +45,12 @@ _Static_assert(sizeof(enum ht_phase) == 4 && sizeof(enum ht_syscall) == 4 &&
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */
 
-static __thread char last_error[512];
+/* The tracer's own last error, recorded as libfdhandover records its. */
+static __thread struct fdh_error last_error = { .entry = -1 };
 
 const char *ht_last_error(void)
 {
-	return last_error;
+	return last_error.msg;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -57,7 +59,7 @@ static int fail(int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	fdh_error_vrecord(&last_error, err, -1, fmt, ap);
 	va_end(ap);
 	return err;
 }

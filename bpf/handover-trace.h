@@ -234,11 +234,4 @@ const char *ht_syscall_name(enum ht_syscall sys);	/* "pidfd_getfd" */
 const char *ht_wire_dir_name(enum ht_wire_dir dir);	/* "from-guest" */
 const char *ht_errno_name(int err);			/* "EPERM", or NULL */
 
-/*
- * Chrome/Perfetto trace-event JSON (opens in ui.perfetto.dev): one track
- * per process and thread, slices for phases and syscalls, run-queue waits
- * as async slices, a "wire" process with one track per direction.
- */
-int ht_report_write_perfetto(const struct ht_report *r, FILE *f);
-
 #endif /* FDH_BPF_HANDOVER_TRACE_H */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fdh-internal.h"
+#include "fdh-shared.h"
 
 static _Thread_local struct fdh_error last_error = { .entry = -1 };
 
@@ -23,10 +24,8 @@ int fdh_fail(int code, int entry, const char *fmt, ...)
 {
 	va_list ap;
 
-	last_error.code = code;
-	last_error.entry = entry;
 	va_start(ap, fmt);
-	vsnprintf(last_error.msg, sizeof(last_error.msg), fmt, ap);
+	fdh_error_vrecord(&last_error, code, entry, fmt, ap);
 	va_end(ap);
 	return code;
 }

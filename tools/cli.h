@@ -216,4 +216,17 @@ void describe_text(const struct fdh_fd_info *info,
 void describe_json(const struct fdh_fd_info *info,
 		   const struct sock_holder *peer);
 
+/* ------------------------------------------------------------------ */
+/* The tracer's report (tools/cmd-trace.c prints text and JSON)       */
+
+struct ht_report;
+/*
+ * The report (the tracer's data, bpf/handover-trace.h) as Chrome/Perfetto
+ * trace-event JSON, which ui.perfetto.dev opens: one track per process
+ * and thread, slices for phases and syscalls, run-queue waits as async
+ * slices, a "wire" process with one track per direction
+ * (tools/trace-perfetto.c).  0 or -errno (from writing f).
+ */
+int trace_write_perfetto(const struct ht_report *r, FILE *f);
+
 #endif /* FDH_CLI_H */
