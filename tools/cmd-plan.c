@@ -369,57 +369,45 @@ static void qemu_other(struct plan *p, struct item *it)
 /* ------------------------------------------------------------------ */
 /* Any process                                                        */
 
-/* fd's owner name in a plan of any process: "fd7". */
-static void fd_owner(const struct item *it, char owner[16])
+static void generic_memfd(struct plan *p, struct item *it,
+			  const char *owner)
 {
-	snprintf(owner, 16, "fd%d", it->info.fd);
-}
-
-static void generic_memfd(struct plan *p, struct item *it)
-{
-	char owner[16], size[32];
+	char size[32];
 
 	(void)p;
-	fd_owner(it, owner);
 	human_size(it->info.u.memfd.size, size, sizeof(size));
 	move(it, owner, "memfd \"%s\" (%s): its contents are kept", it->info.u.memfd.name, size);
 }
 
-static void generic_tap(struct plan *p, struct item *it)
+static void generic_tap(struct plan *p, struct item *it,
+			const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : owner,
 	     "TAP queue of %s: the interface and its queued packets are kept",
 	     it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : "(detached)");
 }
 
-static void generic_eventfd(struct plan *p, struct item *it)
+static void generic_eventfd(struct plan *p, struct item *it,
+			    const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "eventfd (count %" PRIu64 "): its count is kept",
 	     it->info.u.eventfd.count);
 }
 
-static void generic_vhost_net(struct plan *p, struct item *it)
+static void generic_vhost_net(struct plan *p, struct item *it,
+			      const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "vhost-net device: the datapath stays attached");
 }
 
-static void generic_unix(struct plan *p, struct item *it)
+static void generic_unix(struct plan *p, struct item *it,
+			 const char *owner)
 {
-	char owner[16], comm[64];
+	char comm[64];
 
-	fd_owner(it, owner);
 	cli_escape(comm, sizeof(comm), it->peer.comm);
 	if (it->info.u.unix_socket.state == UNIX_LISTEN)
 		move(it, owner, "listening unix socket%s%s: clients queue in its backlog during the switch",
@@ -432,57 +420,45 @@ static void generic_unix(struct plan *p, struct item *it)
 		move(it, owner, "unix socket: kept open across the switch");
 }
 
-static void generic_socket(struct plan *p, struct item *it)
+static void generic_socket(struct plan *p, struct item *it,
+			   const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "socket: listeners keep their backlog, connections stay up");
 }
 
-static void generic_pipe(struct plan *p, struct item *it)
+static void generic_pipe(struct plan *p, struct item *it,
+			 const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "pipe: unread data and the other end are kept");
 }
 
-static void generic_file(struct plan *p, struct item *it)
+static void generic_file(struct plan *p, struct item *it,
+			 const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "file (offset %" PRIu64 " shared with the source)", it->info.pos);
 }
 
-static void generic_pidfd(struct plan *p, struct item *it)
+static void generic_pidfd(struct plan *p, struct item *it,
+			  const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "pidfd of pid %d: the successor can still wait for it", it->info.u.pidfd.pid);
 }
 
-static void generic_epoll(struct plan *p, struct item *it)
+static void generic_epoll(struct plan *p, struct item *it,
+			  const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "epoll: note its watch list names the source's fd numbers; the successor should re-add its own");
 }
 
-static void generic_other(struct plan *p, struct item *it)
+static void generic_other(struct plan *p, struct item *it,
+			  const char *owner)
 {
-	char owner[16];
-
 	(void)p;
-	fd_owner(it, owner);
 	move(it, owner, "kind unknown to fd-handover: moved as is, verified by dev/ino only");
 }
 
@@ -490,6 +466,8 @@ static void generic_other(struct plan *p, struct item *it)
 /* The plan of each kind                                              */
 
 typedef void plan_fn(struct plan *p, struct item *it);
+/* In any process, with the entry's owner name ("fd7"). */
+typedef void generic_plan_fn(struct plan *p, struct item *it, const char *owner);
 
 /*
  * What a handover does with each kind, in a QEMU and in any process; a
@@ -498,7 +476,7 @@ typedef void plan_fn(struct plan *p, struct item *it);
  */
 static const struct {
 	plan_fn *qemu;
-	plan_fn *generic;
+	generic_plan_fn *generic;
 } plans[FDH_KIND__MAX] = {
 	[FDH_KIND_MEMFD] = { qemu_memfd, generic_memfd },
 	[FDH_KIND_TAP] = { qemu_tap, generic_tap },
@@ -523,7 +501,8 @@ static void qemu_classify(struct plan *p, struct item *it)
 static void generic_classify(struct plan *p, struct item *it)
 {
 	int fd = it->info.fd;
-	plan_fn *fn;
+	generic_plan_fn *fn;
+	char owner[16];
 
 	/* stdio belongs to whoever starts the successor, unless it is a
 	 * socket (inetd style) that the service answers on. */
@@ -533,9 +512,10 @@ static void generic_classify(struct plan *p, struct item *it)
 		     fd == 0 ? "input" : fd == 1 ? "output" : "error");
 		return;
 	}
+	snprintf(owner, sizeof(owner), "fd%d", fd);
 	fn = (unsigned int)it->info.kind < FDH_KIND__MAX ?
 	     plans[it->info.kind].generic : NULL;
-	(fn ? fn : generic_other)(p, it);
+	(fn ? fn : generic_other)(p, it, owner);
 }
 
 /* ------------------------------------------------------------------ */
