@@ -45,6 +45,8 @@
 #define MISC_MAJOR 10
 #define TUN_MINOR 200
 #define VHOST_NET_MINOR 238
+/* A memfd's link: "/memfd:NAME (deleted)". */
+#define MEMFD_LINK "/memfd:"
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -133,14 +135,14 @@ static int reopened_copy(const struct fdh_probe_ctx *c,
 static bool memfd_probe(const struct fdh_probe_ctx *c)
 {
 	return S_ISREG(c->st->st_mode) &&
-	       has_prefix(c->target, "/memfd:");
+	       has_prefix(c->target, MEMFD_LINK);
 }
 
 static void memfd_fill(const struct fdh_probe_ctx *c, struct fdh_fd_info *info)
 {
 	static const char deleted[] = " (deleted)";
 	const size_t deleted_len = sizeof(deleted) - 1;
-	const char *name = c->target + strlen("/memfd:");
+	const char *name = c->target + strlen(MEMFD_LINK);
 	size_t len = strlen(name);
 	int copy, seals;
 
@@ -324,7 +326,14 @@ static bool file_probe(const struct fdh_probe_ctx *c)
 /* ------------------------------------------------------------------ */
 /* Local fds                                                          */
 
-static int anon_inode_kind(int fd)
+static const struct fdh_kind_ops kinds[FDH_KIND__MAX];
+
+/*
+ * A local fd's kind by its /proc/self/fd link, as inspecting reads the
+ * links of another process: a memfd's "/memfd:NAME", else the kind whose
+ * link it is (eventfd, pidfd, epoll), else FDH_KIND_OTHER; or -errno.
+ */
+static int link_kind(int fd)
 {
 	char path[64], target[64];
 	ssize_t n;
@@ -334,14 +343,11 @@ static int anon_inode_kind(int fd)
 	if (n < 0)
 		return -errno;
 	target[n] = '\0';
-	if (strcmp(target, "anon_inode:[eventfd]") == 0)
-		return FDH_KIND_EVENTFD;
-	if (strcmp(target, "anon_inode:[pidfd]") == 0)
-		return FDH_KIND_PIDFD;
-	if (strcmp(target, "anon_inode:[eventpoll]") == 0)
-		return FDH_KIND_EPOLL;
-	if (strncmp(target, "/memfd:", 7) == 0)
+	if (has_prefix(target, MEMFD_LINK))
 		return FDH_KIND_MEMFD;
+	for (int k = 0; k < FDH_KIND__MAX; k++)
+		if (kinds[k].link && strcmp(target, kinds[k].link) == 0)
+			return k;
 	return FDH_KIND_OTHER;
 }
 
@@ -414,13 +420,11 @@ enum fdh_kind fdh_kind_of_local_fd(int fd, const struct stat *st)
 		return FDH_KIND_SOCKET;
 	case S_IFIFO:
 		return FDH_KIND_PIPE;
-	case S_IFREG: {
-		int k = anon_inode_kind(fd);
-
-		return k == FDH_KIND_MEMFD ? FDH_KIND_MEMFD : FDH_KIND_FILE;
-	}
+	case S_IFREG:
+		return link_kind(fd) == FDH_KIND_MEMFD ? FDH_KIND_MEMFD :
+							  FDH_KIND_FILE;
 	case 0: {	/* anonymous inodes have no file type */
-		int k = anon_inode_kind(fd);
+		int k = link_kind(fd);
 
 		return k < 0 ? FDH_KIND_OTHER : (enum fdh_kind)k;
 	}
