@@ -44,40 +44,13 @@ KEY="$(
       "$K_PKG" "$K_VER" "$BB_VER" "$GCC_VER" "${MODULES_WANTED[*]}"
   } | sha256sum | cut -c1-16
 )"
-OUT="$FDH_CACHE/guest-$KEY"
-
-if [[ $MODE == key ]]; then echo "$KEY"; exit 0; fi
-if [[ $MODE == gc ]]; then
-  for d in "$FDH_CACHE"/guest-*; do
-    [[ -d $d && $d != "$OUT" ]] || continue
-    log "removing $d"; rm -rf "$d"
-  done
-  exit 0
-fi
 
 emit() {
   printf 'GUEST_KEY=%s\nGUEST_DIR=%s\nGUEST_KERNEL=%s\nGUEST_INITRD=%s\nGUEST_PEER=%s\nGUEST_GUESTSTREAM=%s\n' \
     "$KEY" "$OUT" "$OUT/vmlinuz" "$OUT/initrd.img" "$OUT/peer" "$OUT/gueststream"
 }
 
-exec 9>"$FDH_CACHE/guest.lock"
-flock 9
-if [[ -e "$OUT/.complete" ]]; then
-  log "reusing $OUT"
-  emit
-  exit 0
-fi
-
-T0=$(date +%s.%N)
-log "building guest $KEY: $K_PKG=$K_VER, busybox-static=$BB_VER"
-
-KDEB="$(fetch_deb "$K_PKG" "$K_VER")"
-BDEB="$(fetch_deb busybox-static "$BB_VER")"
-
-TMP="$FDH_CACHE/guest-$KEY.tmp.$$"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+guest_cache guest
 
 # ---------------------------------------------------------------------------- kernel
 guest_unpack_kernel "$KDEB" "$TMP" "${MODULES_WANTED[@]}"
@@ -117,10 +90,4 @@ PEER_BYTES=$(sz "$TMP/peer")
 KERNEL_DEB_BYTES=$(sz "$KDEB")
 BUSYBOX_DEB_BYTES=$(sz "$BDEB")
 EOF
-touch "$TMP/.complete"
-rm -rf "$OUT"
-mv "$TMP" "$OUT"
-trap - EXIT
-log "done in $(printf '%.1f' "$(echo "$(date +%s.%N) - $T0" | bc 2>/dev/null || echo 0)") s: $OUT"
-cat "$OUT/guest.env" >&2
-emit
+guest_done guest.env

@@ -114,6 +114,49 @@ fetch_deb() {
   printf '%s\n' "$f"
 }
 
+# guest_cache NAME: the cache entry of KEY is OUT=$FDH_CACHE/NAME-KEY.  --print-key and --gc
+# (MODE) are answered here; otherwise, under NAME.lock, a complete entry is reused (the
+# caller's emit, exit 0), or the build begins: KDEB and BDEB downloaded, TMP made (removed on
+# exit unless guest_done moves it to OUT).
+guest_cache() {
+  local name="$1" d
+  OUT="$FDH_CACHE/$name-$KEY"
+  if [[ $MODE == key ]]; then echo "$KEY"; exit 0; fi
+  if [[ $MODE == gc ]]; then
+    for d in "$FDH_CACHE/$name"-*; do
+      [[ -d $d && $d != "$OUT" && $d != *.lock ]] || continue
+      log "removing $d"; rm -rf "$d"
+    done
+    exit 0
+  fi
+  exec 9>"$FDH_CACHE/$name.lock"
+  flock 9
+  if [[ -e "$OUT/.complete" ]]; then
+    log "reusing $OUT"
+    emit
+    exit 0
+  fi
+  T0=$(date +%s)
+  log "building $name $KEY: $K_PKG=$K_VER, busybox-static=$BB_VER"
+  KDEB="$(fetch_deb "$K_PKG" "$K_VER")"
+  BDEB="$(fetch_deb busybox-static "$BB_VER")"
+  TMP="$FDH_CACHE/$name-$KEY.tmp.$$"
+  rm -rf "$TMP"
+  mkdir -p "$TMP"
+  trap 'rm -rf "$TMP"' EXIT
+}
+
+# guest_done ENV-FILE: TMP, complete, becomes OUT; its ENV-FILE goes to the log; emit.
+guest_done() {
+  touch "$TMP/.complete"
+  rm -rf "$OUT"
+  mv "$TMP" "$OUT"
+  trap - EXIT
+  log "done in $(($(date +%s) - T0)) s: $OUT"
+  cat "$OUT/$1" >&2
+  emit
+}
+
 # guest_unpack_kernel DEB TMP MODULE...: unpack into TMP/kroot; TMP/vmlinuz and TMP/config;
 # KREL; MOD_ORDER (the modules and their dependencies, dependencies first) and MOD_PATH.
 guest_unpack_kernel() {

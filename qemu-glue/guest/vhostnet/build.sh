@@ -47,39 +47,13 @@ KEY="$(
       "$K_PKG" "$K_VER" "$BB_VER" "$GCC_VER" "${MODULES_WANTED[*]}"
   } | sha256sum | cut -c1-16
 )"
-OUT="$FDH_CACHE/vhostnet-$KEY"
-
-if [[ $MODE == key ]]; then echo "$KEY"; exit 0; fi
-if [[ $MODE == gc ]]; then
-  for d in "$FDH_CACHE"/vhostnet-*; do
-    [[ -d $d && $d != "$OUT" && $d != *.lock ]] || continue
-    log "removing $d"; rm -rf "$d"
-  done
-  exit 0
-fi
 
 emit() {
   printf 'VHN_KEY=%s\nVHN_DIR=%s\nVHN_KERNEL=%s\nVHN_INITRD=%s\n' \
     "$KEY" "$OUT" "$OUT/vmlinuz" "$OUT/initrd.img"
 }
 
-exec 9>"$FDH_CACHE/vhostnet.lock"
-flock 9
-if [[ -e "$OUT/.complete" ]]; then
-  log "reusing $OUT"
-  emit
-  exit 0
-fi
-T0=$(date +%s)
-log "building $KEY: $K_PKG=$K_VER, busybox-static=$BB_VER"
-
-KDEB="$(fetch_deb "$K_PKG" "$K_VER")"
-BDEB="$(fetch_deb busybox-static "$BB_VER")"
-
-TMP="$FDH_CACHE/vhostnet-$KEY.tmp.$$"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+guest_cache vhostnet
 
 # ---------------------------------------------------------------------------- kernel
 guest_unpack_kernel "$KDEB" "$TMP" "${MODULES_WANTED[@]}"
@@ -121,10 +95,4 @@ MODULES="${MOD_ORDER[*]}"
 INITRD_BYTES=$(stat -c %s "$TMP/initrd.img")
 PROGRAM_BYTES=$(stat -c %s "$TMP/vhost-handover")
 EOF
-touch "$TMP/.complete"
-rm -rf "$OUT"
-mv "$TMP" "$OUT"
-trap - EXIT
-log "done in $(($(date +%s) - T0)) s: $OUT"
-cat "$OUT/vhostnet.env" >&2
-emit
+guest_done vhostnet.env
