@@ -12,7 +12,7 @@
 # -> target running, as each driver sees it) and its total.
 import sys
 
-import ours  # noqa: E402  (bench/upgrade puts qemu-glue/e2e on sys.path)
+from e2e import ours  # noqa: E402  (bench/upgrade puts qemu-glue on sys.path)
 
 _bench = sys.modules["__main__"]
 for _col in (("switch ms", "switch_ms", 1), ("driver total ms", "driver_total_ms", 1)):

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdh-shared.h"
 #include "handover-analyze.h"
 #include "handover.skel.h"
 #include "stapsdt.h"
@@ -44,11 +45,12 @@ _Static_assert(sizeof(enum ht_phase) == 4 && sizeof(enum ht_syscall) == 4 &&
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */
 
-static __thread char last_error[512];
+/* The tracer's own last error, recorded as libfdhandover records its. */
+static __thread struct fdh_error last_error = { .entry = -1 };
 
 const char *ht_last_error(void)
 {
-	return last_error;
+	return last_error.msg;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -57,7 +59,7 @@ static int fail(int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	fdh_error_vrecord(&last_error, err, -1, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -634,18 +636,6 @@ static int on_event(void *ctx, void *data, size_t size)
 
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                          */
-
-int ht_trace_add_pid(struct ht_trace *t, pid_t pid)
-{
-	__u32 key = (__u32)pid, one = 1;
-	int r;
-
-	r = bpf_map__update_elem(t->skel->maps.traced, &key, sizeof(key), &one,
-				 sizeof(one), BPF_ANY);
-	if (r < 0)
-		return fail(r, "adding pid %d to the traced set: %s", pid, strerror(-r));
-	return add_process_binaries(t, pid);
-}
 
 static int check_pids(const struct ht_trace_opts *o)
 {

@@ -75,9 +75,6 @@ int ht_trace_open(const struct ht_trace_opts *opts, struct ht_trace **ret_trace)
  */
 int ht_trace_add_binary(struct ht_trace *t, const char *path);
 
-/* Add a process (and its future children) to the traced set. */
-int ht_trace_add_pid(struct ht_trace *t, pid_t pid);
-
 /* Consume events, waiting up to timeout_ms; returns how many, or -errno. */
 int ht_trace_poll(struct ht_trace *t, int timeout_ms);
 
@@ -236,12 +233,5 @@ const char *ht_phase_name(enum ht_phase phase);		/* "pull_fd" */
 const char *ht_syscall_name(enum ht_syscall sys);	/* "pidfd_getfd" */
 const char *ht_wire_dir_name(enum ht_wire_dir dir);	/* "from-guest" */
 const char *ht_errno_name(int err);			/* "EPERM", or NULL */
-
-/*
- * Chrome/Perfetto trace-event JSON (opens in ui.perfetto.dev): one track
- * per process and thread, slices for phases and syscalls, run-queue waits
- * as async slices, a "wire" process with one track per direction.
- */
-int ht_report_write_perfetto(const struct ht_report *r, FILE *f);
 
 #endif /* FDH_BPF_HANDOVER_TRACE_H */

@@ -4,7 +4,11 @@
 #define FDH_INTERNAL_H
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,6 +24,46 @@
 int fdh_fail(int code, int entry, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fdh_clear_error(void);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t fdh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait for events on fd until deadline (fdh_now_ms() time), or for ever
+ * if deadline is 0: 0, -ETIMEDOUT or -errno.  A signal neither ends the
+ * wait nor restarts the clock.  For the SCM_RIGHTS fallback's two sides
+ * (lib/pull.c, lib/serve.c).
+ */
+static inline int fdh_poll_until(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	for (;;) {
+		int timeout = -1;
+
+		if (deadline) {
+			uint64_t now = fdh_now_ms();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			timeout = (int)(deadline - now);
+		}
+		r = poll(&p, 1, timeout);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
 
 /* glibc 2.36 has no wrappers for these. */
 static inline int fdh_sys_pidfd_open(pid_t pid, unsigned int flags)
@@ -52,6 +96,33 @@ const char *fdh_fdinfo_get(const char *text, const char *key);
 /* Parse the value of key as an unsigned number in base (0: auto). */
 int fdh_fdinfo_get_u64(const char *text, const char *key, int base,
 		       uint64_t *ret);
+
+/* A numeric fdinfo value, 0 when absent or unparsable. */
+static inline uint64_t fdh_fdinfo_u64(const char *text, const char *key,
+				      int base)
+{
+	uint64_t v;
+
+	return fdh_fdinfo_get_u64(text, key, base, &v) == 0 ? v : 0;
+}
+
+/* Copy up to len bytes of src, stopping at a NUL; always terminated. */
+static inline void fdh_copy_bytes(char *dst, size_t size, const char *src,
+				  size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && n + 1 < size && src[n]) {
+		dst[n] = src[n];
+		n++;
+	}
+	dst[n] = '\0';
+}
+
+static inline void fdh_proc_fd_path(char *buf, size_t size, pid_t pid, int fd)
+{
+	snprintf(buf, size, "/proc/%d/fd/%d", pid, fd);
+}
 
 /* Start time (clock ticks after boot) and uid of a live process. */
 int fdh_proc_stat(pid_t pid, uint64_t *ret_start_time, uid_t *ret_uid,

@@ -91,6 +91,28 @@ struct fdh_identity {
 	char name[FDH_NAME_MAX];	/* TAP ifname; "" if not compared */
 };
 
+/* The fields of an identity, as fdh_identity_diff() reports them. */
+enum fdh_identity_field {
+	FDH_IDENTITY_KIND = 1u << 0,
+	FDH_IDENTITY_DEV = 1u << 1,
+	FDH_IDENTITY_INO = 1u << 2,
+	FDH_IDENTITY_TYPE = 1u << 3,	/* S_IFMT of mode */
+	FDH_IDENTITY_KIND_ID = 1u << 4,
+	FDH_IDENTITY_NAME = 1u << 5,
+};
+
+/*
+ * fdh_pull()'s rule: the fields in which got tells another file than
+ * expect, or 0 when it is the same file as far as an identity can tell.
+ * dev, ino and the file type always count; the kind unless expect's is
+ * FDH_KIND_OTHER (which says nothing) or got's is the one expect's is
+ * carried by (a vhost-user socket is a unix socket); kind_id for eventfds
+ * and sockets (unix, vhost-user, any other); name for a TAP, when expect
+ * has one.  Never fails; it sets no error.
+ */
+unsigned int fdh_identity_diff(const struct fdh_identity *expect,
+			       const struct fdh_identity *got);
+
 /* ------------------------------------------------------------------ */
 /* Source process                                                     */
 

@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 
 #include "fdh-internal.h"
+#include "fdh-shared.h"
 #include "manifest-internal.h"
 
 /*
@@ -144,43 +145,16 @@ static void text_quote(GString *s, const char *p, size_t n)
 	g_string_append_c(s, '"');
 }
 
-/*
- * A JSON string.  Valid UTF-8 passes through; each byte that is not part
- * of a valid sequence becomes U+FFFD, since JSON text must be UTF-8 and
- * these strings are bytes (the binary manifest keeps them exactly).
- */
+static void put_gstring(void *ctx, const char *p, size_t n)
+{
+	g_string_append_len(ctx, p, (gssize)n);
+}
+
+/* A JSON string: the one quoter the CLI uses too (lib/fdh-shared.h).  The
+ * binary manifest keeps these bytes exactly; JSON shows them as UTF-8. */
 static void json_quote(GString *s, const char *p, size_t n)
 {
-	const char *end = p + n;
-
-	g_string_append_c(s, '"');
-	while (p < end) {
-		unsigned char c = (unsigned char)*p;
-		gunichar u;
-
-		if (c == '"' || c == '\\') {
-			g_string_append_printf(s, "\\%c", c);
-		} else if (c == '\n' || c == '\t') {
-			g_string_append(s, c == '\n' ? "\\n" : "\\t");
-		} else if (c < 0x20 || c == 0x7f) {
-			g_string_append_printf(s, "\\u%04x", c);
-		} else if (c >= 0x80) {
-			u = g_utf8_get_char_validated(p, end - p);
-			if (u == (gunichar)-1 || u == (gunichar)-2) {
-				g_string_append(s, "\\ufffd");
-			} else {
-				const char *next = g_utf8_next_char(p);
-
-				g_string_append_len(s, p, next - p);
-				p = next;
-				continue;
-			}
-		} else {
-			g_string_append_c(s, (char)c);
-		}
-		p++;
-	}
-	g_string_append_c(s, '"');
+	fdh_json_quote(p, n, put_gstring, s);
 }
 
 /* A string, boolean or number of the wire form, as JSON or as text. */
@@ -274,30 +248,13 @@ struct table {
 	GPtrArray *cells;	/* row-major, n_cols per row */
 };
 
+/* The layout the CLI's tables use too (lib/fdh-shared.h). */
 static void table_print(struct table *t, GString *s, const char *indent)
 {
 	g_autofree size_t *width = g_new0(size_t, t->n_cols);
-	size_t n = t->cells->len;
 
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(g_ptr_array_index(t->cells, i));
-
-		if (len > width[i % t->n_cols])
-			width[i % t->n_cols] = len;
-	}
-	/* Cells are ASCII (strings are escaped), so bytes are columns. */
-	for (size_t i = 0; i < n; i++) {
-		const char *cell = g_ptr_array_index(t->cells, i);
-		size_t col = i % t->n_cols;
-
-		if (col == 0)
-			g_string_append(s, indent);
-		if (col + 1 == t->n_cols)
-			g_string_append_printf(s, "%s\n", cell);
-		else
-			g_string_append_printf(s, "%-*s  ", (int)width[col],
-					       cell);
-	}
+	fdh_table_layout((const char *const *)t->cells->pdata, t->cells->len,
+			 t->n_cols, width, indent, put_gstring, s);
 	g_ptr_array_free(t->cells, TRUE);
 }
 

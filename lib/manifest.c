@@ -20,6 +20,7 @@
 #include <glib.h>
 
 #include "fdh-internal.h"
+#include "kind.h"
 #include "manifest-internal.h"
 
 /*
@@ -50,46 +51,27 @@
 #define VNET_HDR_MIN 10		/* sizeof(struct virtio_net_hdr) */
 #define VRING_SIZE_MAX 32768	/* virtio's largest split ring */
 
-/*
- * Kinds with fields of their own, in the order of the maybes at the end
- * of an entry: exactly the one of the entry's kind is present.
- */
-enum detail {
-	DETAIL_NONE = -1,
-	DETAIL_TAP,
-	DETAIL_MEMFD,
-	DETAIL_EVENTFD,
-	DETAIL_VHOST_USER,
-	DETAIL__MAX
-};
-
 #define ENTRY_FIRST_DETAIL 9	/* child index of the tap maybe */
 
-static const struct {
+struct where;
+
+/*
+ * The detail sections of an entry (enum fdh_detail, lib/kind.h): exactly
+ * the one of the entry's kind (the kind table says which) is present.
+ * Each is encoded, decoded and validated by its own functions, below.
+ */
+struct detail_ops {
 	const char *name;
 	const char *type;
-} details[DETAIL__MAX] = {
-	[DETAIL_TAP] = { "tap", TAP_TYPE },
-	[DETAIL_MEMFD] = { "memfd", MEMFD_TYPE },
-	[DETAIL_EVENTFD] = { "eventfd", EVENTFD_TYPE },
-	[DETAIL_VHOST_USER] = { "vhost_user", VHOST_USER_TYPE },
+	GVariant *(*encode)(const struct fdh_manifest_entry *e);
+	int (*decode)(const struct where *w, GVariant *v,
+		      struct fdh_manifest_entry *e);
+	/* NULL: nothing to check beyond the wire type. */
+	int (*validate)(const struct where *w,
+			const struct fdh_manifest_entry *e);
 };
 
-static enum detail kind_detail(uint32_t kind)
-{
-	switch (kind) {
-	case FDH_KIND_TAP:
-		return DETAIL_TAP;
-	case FDH_KIND_MEMFD:
-		return DETAIL_MEMFD;
-	case FDH_KIND_EVENTFD:
-		return DETAIL_EVENTFD;
-	case FDH_KIND_VHOST_USER:
-		return DETAIL_VHOST_USER;
-	default:
-		return DETAIL_NONE;
-	}
-}
+static const struct detail_ops details[FDH_DETAIL__MAX];
 
 /* ------------------------------------------------------------------ */
 /* Naming the failing field                                           */
@@ -220,6 +202,13 @@ static int validate_tap(const struct where *w,
 	return 0;
 }
 
+static int validate_memfd(const struct where *w,
+			  const struct fdh_manifest_entry *e)
+{
+	return check_string(w, "memfd.name", e->u.memfd.name,
+			    sizeof(e->u.memfd.name), false);
+}
+
 static int validate_vhost_user(const struct where *w,
 			       const struct fdh_manifest_entry *e)
 {
@@ -253,6 +242,7 @@ static int validate_vhost_user(const struct where *w,
 static int validate_entry(const struct where *w,
 			  const struct fdh_manifest_entry *e)
 {
+	enum fdh_detail d;
 	int r;
 
 	r = check_string(w, "owner", e->owner, sizeof(e->owner), true);
@@ -267,17 +257,10 @@ static int validate_entry(const struct where *w,
 		return bad(w, "mode",
 			   "0%" PRIo32 " has bits beyond S_IFMT and 07777",
 			   e->mode);
-	switch (kind_detail(e->kind)) {
-	case DETAIL_TAP:
-		return validate_tap(w, e);
-	case DETAIL_MEMFD:
-		return check_string(w, "memfd.name", e->u.memfd.name,
-				    sizeof(e->u.memfd.name), false);
-	case DETAIL_VHOST_USER:
-		return validate_vhost_user(w, e);
-	default:
-		return 0;
-	}
+	d = fdh_kind_ops(e->kind)->detail;
+	if (d != FDH_DETAIL_NONE && details[d].validate)
+		return details[d].validate(w, e);
+	return 0;
 }
 
 /* An entry against the n before it: names and fd numbers are unique. */
@@ -638,30 +621,8 @@ void fdh_manifest_entry_from_info(const struct fdh_fd_info *info,
 	e.mode = info->mode;
 	e.open_flags = info->flags;
 	e.kind_id = id.kind_id;
-	switch (info->kind) {
-	case FDH_KIND_MEMFD:
-		copy_string(e.u.memfd.name, sizeof(e.u.memfd.name),
-			    info->u.memfd.name);
-		e.u.memfd.size = info->u.memfd.size;
-		e.u.memfd.seals = info->u.memfd.seals_known ?
-				  info->u.memfd.seals : 0;
-		break;
-	case FDH_KIND_TAP:
-		copy_string(e.u.tap.ifname, sizeof(e.u.tap.ifname),
-			    info->u.tap.ifname);
-		/* The queue index is not visible from outside: the caller
-		 * that knows it sets u.tap.queue. */
-		e.u.tap.iff_flags = info->u.tap.details_known ?
-				    info->u.tap.iff_flags : 0;
-		e.u.tap.vnet_hdr_sz = info->u.tap.details_known ?
-				      info->u.tap.vnet_hdr_sz : -1;
-		break;
-	case FDH_KIND_EVENTFD:
-		e.u.eventfd.semaphore = info->u.eventfd.semaphore;
-		break;
-	default:
-		break;
-	}
+	if (fdh_kind_ops(info->kind)->entry_from_info)
+		fdh_kind_ops(info->kind)->entry_from_info(info, &e);
 	*ret_entry = e;
 }
 
@@ -676,8 +637,8 @@ void fdh_manifest_entry_identity(const struct fdh_manifest_entry *entry,
 		.kind_id = entry->kind_id,
 	};
 
-	if (entry->kind == FDH_KIND_TAP)
-		copy_string(id.name, sizeof(id.name), entry->u.tap.ifname);
+	if (fdh_kind_ops(entry->kind)->id_from_entry)
+		fdh_kind_ops(entry->kind)->id_from_entry(entry, &id);
 	*ret_identity = id;
 }
 
@@ -694,51 +655,51 @@ static GVariant *bytes_new(const char *s, size_t size)
 
 #define BYTES(field) bytes_new((field), sizeof(field))
 
-static GVariant *detail_new(const struct fdh_manifest_entry *e,
-			    enum detail d)
+static GVariant *tap_encode(const struct fdh_manifest_entry *e)
 {
-	const __typeof__(e->u.vhost_user) *vu;
+	return g_variant_new("(@ayuuiu)", BYTES(e->u.tap.ifname),
+			     e->u.tap.queue, e->u.tap.iff_flags,
+			     e->u.tap.vnet_hdr_sz, e->u.tap.offloads);
+}
 
-	switch (d) {
-	case DETAIL_TAP:
-		return g_variant_new("(@ayuuiu)", BYTES(e->u.tap.ifname),
-				     e->u.tap.queue, e->u.tap.iff_flags,
-				     e->u.tap.vnet_hdr_sz, e->u.tap.offloads);
-	case DETAIL_MEMFD:
-		return g_variant_new("(@aytu)", BYTES(e->u.memfd.name),
-				     (guint64)e->u.memfd.size,
-				     e->u.memfd.seals);
-	case DETAIL_EVENTFD:
-		return g_variant_new_boolean(e->u.eventfd.semaphore);
-	case DETAIL_VHOST_USER:
-		vu = &e->u.vhost_user;
-		return g_variant_new("(ttqqt)", (guint64)vu->inflight_size,
-				     (guint64)vu->inflight_offset,
-				     vu->inflight_queue_size,
-				     vu->inflight_num_queues,
-				     (guint64)vu->protocol_features);
-	default:
-		return NULL;
-	}
+static GVariant *memfd_encode(const struct fdh_manifest_entry *e)
+{
+	return g_variant_new("(@aytu)", BYTES(e->u.memfd.name),
+			     (guint64)e->u.memfd.size, e->u.memfd.seals);
+}
+
+static GVariant *eventfd_encode(const struct fdh_manifest_entry *e)
+{
+	return g_variant_new_boolean(e->u.eventfd.semaphore);
+}
+
+static GVariant *vhost_user_encode(const struct fdh_manifest_entry *e)
+{
+	const __typeof__(e->u.vhost_user) *vu = &e->u.vhost_user;
+
+	return g_variant_new("(ttqqt)", (guint64)vu->inflight_size,
+			     (guint64)vu->inflight_offset,
+			     vu->inflight_queue_size, vu->inflight_num_queues,
+			     (guint64)vu->protocol_features);
 }
 
 static GVariant *entry_new(const struct fdh_manifest_entry *e)
 {
-	enum detail want = kind_detail(e->kind);
-	GVariant *maybes[DETAIL__MAX];
+	enum fdh_detail want = fdh_kind_ops(e->kind)->detail;
+	GVariant *maybes[FDH_DETAIL__MAX];
 
-	for (int d = 0; d < DETAIL__MAX; d++)
+	for (int d = 0; d < FDH_DETAIL__MAX; d++)
 		maybes[d] = g_variant_new_maybe(
 			G_VARIANT_TYPE(details[d].type),
-			d == (int)want ? detail_new(e, want) : NULL);
+			d == (int)want ? details[d].encode(e) : NULL);
 	return g_variant_new("(@ayuuittuut@m" TAP_TYPE "@m" MEMFD_TYPE
 			     "@m" EVENTFD_TYPE "@m" VHOST_USER_TYPE ")",
 			     BYTES(e->owner), e->index, e->kind, e->remote_fd,
 			     (guint64)e->dev, (guint64)e->ino, e->mode,
 			     e->open_flags, (guint64)e->kind_id,
-			     maybes[DETAIL_TAP], maybes[DETAIL_MEMFD],
-			     maybes[DETAIL_EVENTFD],
-			     maybes[DETAIL_VHOST_USER]);
+			     maybes[FDH_DETAIL_TAP], maybes[FDH_DETAIL_MEMFD],
+			     maybes[FDH_DETAIL_EVENTFD],
+			     maybes[FDH_DETAIL_VHOST_USER]);
 }
 
 static GVariant *device_new(const struct fdh_manifest_device *d)
@@ -862,51 +823,69 @@ static int get_string(const struct where *w, const char *field,
 #define GET_STRING(w, name, tuple, child, field)			\
 	get_string((w), (name), (tuple), (child), (field), sizeof(field))
 
-static int decode_detail(const struct where *w, GVariant *v, enum detail d,
-			 struct fdh_manifest_entry *e)
+static int tap_decode(const struct where *w, GVariant *v,
+		      struct fdh_manifest_entry *e)
 {
-	gboolean b;
-
-	switch (d) {
-	case DETAIL_TAP:
-		g_variant_get(v, "(@ayuuiu)", NULL, &e->u.tap.queue,
-			      &e->u.tap.iff_flags, &e->u.tap.vnet_hdr_sz,
-			      &e->u.tap.offloads);
-		return GET_STRING(w, "tap.ifname", v, 0, e->u.tap.ifname);
-	case DETAIL_MEMFD:
-		g_variant_get(v, "(@aytu)", NULL, &e->u.memfd.size,
-			      &e->u.memfd.seals);
-		return GET_STRING(w, "memfd.name", v, 0, e->u.memfd.name);
-	case DETAIL_EVENTFD:
-		b = g_variant_get_boolean(v);
-		e->u.eventfd.semaphore = b;
-		return 0;
-	case DETAIL_VHOST_USER:
-		g_variant_get(v, "(ttqqt)", &e->u.vhost_user.inflight_size,
-			      &e->u.vhost_user.inflight_offset,
-			      &e->u.vhost_user.inflight_queue_size,
-			      &e->u.vhost_user.inflight_num_queues,
-			      &e->u.vhost_user.protocol_features);
-		return 0;
-	default:
-		return 0;
-	}
+	g_variant_get(v, "(@ayuuiu)", NULL, &e->u.tap.queue,
+		      &e->u.tap.iff_flags, &e->u.tap.vnet_hdr_sz,
+		      &e->u.tap.offloads);
+	return GET_STRING(w, "tap.ifname", v, 0, e->u.tap.ifname);
 }
+
+static int memfd_decode(const struct where *w, GVariant *v,
+			struct fdh_manifest_entry *e)
+{
+	g_variant_get(v, "(@aytu)", NULL, &e->u.memfd.size, &e->u.memfd.seals);
+	return GET_STRING(w, "memfd.name", v, 0, e->u.memfd.name);
+}
+
+static int eventfd_decode(const struct where *w, GVariant *v,
+			  struct fdh_manifest_entry *e)
+{
+	(void)w;
+	e->u.eventfd.semaphore = g_variant_get_boolean(v);
+	return 0;
+}
+
+static int vhost_user_decode(const struct where *w, GVariant *v,
+			     struct fdh_manifest_entry *e)
+{
+	(void)w;
+	g_variant_get(v, "(ttqqt)", &e->u.vhost_user.inflight_size,
+		      &e->u.vhost_user.inflight_offset,
+		      &e->u.vhost_user.inflight_queue_size,
+		      &e->u.vhost_user.inflight_num_queues,
+		      &e->u.vhost_user.protocol_features);
+	return 0;
+}
+
+/* In the order of the maybes on the wire (enum fdh_detail). */
+static const struct detail_ops details[FDH_DETAIL__MAX] = {
+	[FDH_DETAIL_TAP] = { "tap", TAP_TYPE, tap_encode, tap_decode,
+			     validate_tap },
+	[FDH_DETAIL_MEMFD] = { "memfd", MEMFD_TYPE, memfd_encode,
+			       memfd_decode, validate_memfd },
+	[FDH_DETAIL_EVENTFD] = { "eventfd", EVENTFD_TYPE, eventfd_encode,
+				 eventfd_decode, NULL },
+	[FDH_DETAIL_VHOST_USER] = { "vhost_user", VHOST_USER_TYPE,
+				    vhost_user_encode, vhost_user_decode,
+				    validate_vhost_user },
+};
 
 /* Exactly the maybe of the entry's kind is present. */
 static int decode_details(const struct where *w, GVariant *v,
 			  struct fdh_manifest_entry *e)
 {
-	enum detail want = kind_detail(e->kind);
+	enum fdh_detail want = fdh_kind_ops(e->kind)->detail;
 	int r = 0;
 
-	for (int d = 0; d < DETAIL__MAX && r == 0; d++) {
+	for (int d = 0; d < FDH_DETAIL__MAX && r == 0; d++) {
 		size_t child = ENTRY_FIRST_DETAIL + (size_t)d;
 		GVariant *mv = g_variant_get_child_value(v, child);
 		GVariant *inner = g_variant_get_maybe(mv);
 
 		if (d == (int)want && inner)
-			r = decode_detail(w, inner, want, e);
+			r = details[d].decode(w, inner, e);
 		else if (d == (int)want)
 			r = bad(w, details[d].name, "missing for kind %" PRIu32,
 				e->kind);

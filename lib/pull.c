@@ -17,6 +17,7 @@
 #include <linux/kcmp.h>
 
 #include "fdh-internal.h"
+#include "kind.h"
 
 /* How long the fallback waits for each reply from a cooperating source. */
 #define FALLBACK_TIMEOUT_MS 5000
@@ -62,9 +63,7 @@ static int check_arguments(const struct fdh_pull_entry *entries, size_t n,
 /* Whether a verified fd's kind_id is known to equal expect.kind_id. */
 static bool kind_id_verified(const struct fdh_identity *id)
 {
-	return id->kind == FDH_KIND_EVENTFD || id->kind == FDH_KIND_SOCKET ||
-	       id->kind == FDH_KIND_UNIX_SOCKET ||
-	       id->kind == FDH_KIND_VHOST_USER;
+	return fdh_kind_ops(id->kind)->compares & FDH_IDENTITY_KIND_ID;
 }
 
 /* qsort() has no context argument: what is being sorted, per thread. */
@@ -256,28 +255,12 @@ static int check_distinct(pid_t self, const struct fdh_pull_entry *entries,
 
 /*
  * Whether the identity, once fstat and the kind's own key match, names one
- * open file of the source and no other: an eventfd-id its counter, a
- * socket inode its socket (a socket has one open file; /proc/PID/fd/N of
- * it cannot be re-opened), a memfd's inode its memory (re-opened through
- * /proc it is another open file of the same memory, and the memory is
- * what a memfd is handed over for).  Not so for a TAP
- * (every queue of a device is /dev/net/tun with that name), a pipe (both
- * ends share the inode), a pidfd (one pidfs inode per process), epoll (no
- * id), vhost-net, or a regular file (opened twice, two open files with
- * two offsets).
+ * open file of the source and no other (the kind table says, with why:
+ * lib/kind.c).
  */
 static bool identity_pins_the_file(uint32_t kind)
 {
-	switch (kind) {
-	case FDH_KIND_MEMFD:
-	case FDH_KIND_EVENTFD:
-	case FDH_KIND_UNIX_SOCKET:
-	case FDH_KIND_SOCKET:
-	case FDH_KIND_VHOST_USER:
-		return true;
-	default:
-		return false;
-	}
+	return fdh_kind_ops(kind)->pins_file;
 }
 
 /*
@@ -377,23 +360,8 @@ static int getfd_error(const struct fdh_source_info *src, size_t i,
  */
 static int wait_ready(int sockfd, short events)
 {
-	struct pollfd p = { .fd = sockfd, .events = events };
-	uint64_t deadline = now_ns() + FALLBACK_TIMEOUT_MS * 1000000ull;
-	int r;
-
-	for (;;) {
-		uint64_t now = now_ns();
-
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return fdh_poll_until(sockfd, events,
+			      fdh_now_ms() + FALLBACK_TIMEOUT_MS);
 }
 
 /*
@@ -603,7 +571,7 @@ int fdh_pull(struct fdh_source *source, const struct fdh_pull_entry *entries,
 	/* eventfd-ids are read from fdinfo: past one eventfd, resolving
 	 * /proc/self/fdinfo once beats walking it for each. */
 	for (size_t i = 0; i < n; i++)
-		n_eventfds += entries[i].expect.kind == FDH_KIND_EVENTFD;
+		n_eventfds += fdh_kind_ops(entries[i].expect.kind)->id_reads_fdinfo;
 	if (r == 0 && n_eventfds > 1)
 		fdinfo_dir = open("/proc/self/fdinfo",
 				  O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -16,43 +16,6 @@
 /* How long a begun request may take to arrive, and a reply to be taken. */
 #define SERVE_TIMEOUT_MS 5000
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * Wait for events on fd until deadline (ms of CLOCK_MONOTONIC), or for
- * ever if deadline is 0.  Signals neither end nor restart the wait.
- */
-static int wait_until(int fd, short events, uint64_t deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int r;
-
-	for (;;) {
-		int timeout = -1;
-
-		if (deadline) {
-			uint64_t now = now_ms();
-
-			if (now >= deadline)
-				return -ETIMEDOUT;
-			timeout = (int)(deadline - now);
-		}
-		r = poll(&p, 1, timeout);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
-}
-
 /*
  * Read exactly size bytes; 0 on an orderly end before the first byte.
  * Until a request begins (begun false, nothing read yet) wait as long as
@@ -67,7 +30,7 @@ static ssize_t read_full(int fd, void *buf, size_t size, uint64_t *deadline)
 		ssize_t n;
 		int r;
 
-		r = wait_until(fd, POLLIN, *deadline);
+		r = fdh_poll_until(fd, POLLIN, *deadline);
 		if (r < 0)
 			return r;
 		n = recv(fd, (char *)buf + done, size - done, MSG_DONTWAIT);
@@ -78,7 +41,7 @@ static ssize_t read_full(int fd, void *buf, size_t size, uint64_t *deadline)
 		if (n == 0)
 			return done == 0 && !*deadline ? 0 : -EPROTO;
 		if (!*deadline)
-			*deadline = now_ms() + SERVE_TIMEOUT_MS;
+			*deadline = fdh_now_ms() + SERVE_TIMEOUT_MS;
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
@@ -94,7 +57,7 @@ static int send_reply(int sockfd, int32_t status, uint32_t first,
 	struct fdh_wire_reply reply = { FDH_WIRE_MAGIC, status, first, n };
 	struct iovec iov = { &reply, sizeof(reply) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	uint64_t deadline = now_ms() + SERVE_TIMEOUT_MS;
+	uint64_t deadline = fdh_now_ms() + SERVE_TIMEOUT_MS;
 	ssize_t len;
 
 	if (n) {
@@ -116,7 +79,7 @@ static int send_reply(int sockfd, int32_t status, uint32_t first,
 		if (len >= 0 || (errno != EINTR && errno != EAGAIN))
 			break;
 		if (errno == EAGAIN) {
-			r = wait_until(sockfd, POLLOUT, deadline);
+			r = fdh_poll_until(sockfd, POLLOUT, deadline);
 			if (r < 0)
 				return r;
 		}

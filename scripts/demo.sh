@@ -34,4 +34,4 @@ fi
 rm -f "$setup_log"
 FDH_QEMU=$(sed -n 's/^FDH_QEMU_SYSTEM_X86_64_BIN=//p' "$env_file")
 export FDH_QEMU
-python3 qemu-glue/e2e/demo.py "$@"
+cd qemu-glue && exec python3 -B -m e2e.demo "$@"

@@ -77,7 +77,7 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 		export FDH_SOAK_N=${FDH_SOAK_N:-10}
 		for t in upgrade commit vhost_user vhost_user_net vhost_net_kernel soak faults \
 			peer_migration; do
-			python3 "qemu-glue/e2e/test_$t.py" >"$results/e2e-$t.tap" \
+			(cd qemu-glue && python3 -B -m "e2e.test_$t") >"$results/e2e-$t.tap" \
 				2>"$results/e2e-$t.log" || status=1
 			grep -E '^(ok|not ok)' "$results/e2e-$t.tap"
 			# What each failing test said (its "# " lines come first).

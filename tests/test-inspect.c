@@ -546,6 +546,53 @@ TEST(identity_from_info_agrees_with_identity_of_fd)
 	}
 }
 
+/* The rule fdh_pull() and `manifest verify` share, field by field. */
+TEST(identity_diff_follows_each_kinds_rule)
+{
+	struct fdh_identity a = {
+		.kind = FDH_KIND_EVENTFD, .dev = 1, .ino = 2,
+		.mode = 0600, .kind_id = 7,
+	}, b = a;
+
+	EXPECT_EQ(fdh_identity_diff(&a, &b), 0u, "an identity is itself");
+	b.kind_id = 8;
+	EXPECT_EQ(fdh_identity_diff(&a, &b), (unsigned)FDH_IDENTITY_KIND_ID,
+		  "an eventfd's id counts");
+	a.kind = b.kind = FDH_KIND_FILE;
+	EXPECT_EQ(fdh_identity_diff(&a, &b), 0u,
+		  "a file has no kind id: dev/ino suffice");
+	a.kind = FDH_KIND_VHOST_USER;
+	b.kind = FDH_KIND_UNIX_SOCKET;
+	b.kind_id = a.kind_id;
+	EXPECT_EQ(fdh_identity_diff(&a, &b), 0u,
+		  "a vhost-user socket is a unix socket to the kernel");
+	b.kind = FDH_KIND_PIPE;
+	EXPECT_EQ(fdh_identity_diff(&a, &b), (unsigned)FDH_IDENTITY_KIND,
+		  "but not a pipe");
+	a.kind = FDH_KIND_OTHER;
+	EXPECT_EQ(fdh_identity_diff(&a, &b), 0u, "\"other\" says nothing of the kind");
+	a.kind = b.kind = FDH_KIND_TAP;
+	strcpy(b.name, "tap1");
+	EXPECT_EQ(fdh_identity_diff(&a, &b), 0u, "a TAP name counts only when expected");
+	strcpy(a.name, "tap0");
+	b.ino = 3;
+	b.mode = S_IFSOCK;
+	EXPECT_EQ(fdh_identity_diff(&a, &b),
+		  (unsigned)(FDH_IDENTITY_NAME | FDH_IDENTITY_INO | FDH_IDENTITY_TYPE),
+		  "every differing field is reported");
+}
+
+TEST(kind_names_round_trip_and_unknown_is_einval_with_error)
+{
+	for (int k = 0; k < FDH_KIND__MAX; k++)
+		EXPECT_EQ(fdh_kind_from_name(fdh_kind_name(k)), k, "kind %d", k);
+	EXPECT_TRUE(fdh_kind_name(FDH_KIND__MAX) == NULL);
+	EXPECT_EQ(fdh_kind_from_name("tapx"), -EINVAL);
+	EXPECT_EQ(fdh_last_error()->code, -EINVAL, "the header's contract");
+	EXPECT_TRUE(strstr(fdh_last_error()->msg, "tapx") != NULL, "%s",
+		    fdh_last_error()->msg);
+}
+
 /* ------------------------------------------------------------------ */
 /* A source child in a private network namespace, holding a TAP       */
 

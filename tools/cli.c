@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fdhandover.h"
+#include "fdh-shared.h"
 
 struct cli_opts cli;
 
@@ -119,67 +120,10 @@ static void json_indent(void)
 		fputs("  ", stdout);
 }
 
-/* One UTF-8 sequence at p (at most len bytes): its length, 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t len)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (p[0] < 0xc2 || p[0] > 0xf4)
-		return 0;
-	n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
-	if (n > len)
-		return 0;
-	cp = p[0] & (0x3f >> (n - 1));
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and past U+10FFFF are not UTF-8. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
-/*
- * JSON text must be UTF-8, but names from another process are bytes:
- * valid UTF-8 passes, each other byte becomes U+FFFD, as in the library's
- * manifest JSON.
- */
+/* The one JSON string quoter (lib/fdh-shared.h), onto stdout. */
 static void json_quote(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len = strlen(s);
-
-	fputc('"', stdout);
-	while (*p) {
-		size_t n;
-
-		if (*p == '"' || *p == '\\') {
-			printf("\\%c", *p);
-		} else if (*p == '\n') {
-			fputs("\\n", stdout);
-		} else if (*p == '\t') {
-			fputs("\\t", stdout);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			printf("\\u%04x", *p);
-		} else if (*p >= 0x80) {
-			n = utf8_len(p, len - (size_t)(p - (const unsigned char *)s));
-			if (!n) {
-				fputs("\\ufffd", stdout);
-			} else {
-				fwrite(p, 1, n, stdout);
-				p += n;
-				continue;
-			}
-		} else {
-			fputc(*p, stdout);
-		}
-		p++;
-	}
-	fputc('"', stdout);
+	fdh_json_quote(s, strlen(s), fdh_put_file, stdout);
 }
 
 static void json_next(const char *key)
@@ -679,21 +623,9 @@ void cli_table_print(struct cli_table *t, FILE *out)
 	width = calloc(t->n_cols, sizeof(*width));
 	if (!width)
 		return;
-	for (size_t i = 0; i < t->n_cells; i++) {
-		size_t len = t->cells[i] ? strlen(t->cells[i]) : 0;
-
-		if (len > width[i % t->n_cols])
-			width[i % t->n_cols] = len;
-	}
-	for (size_t i = 0; i < t->n_cells; i++) {
-		const char *cell = t->cells[i] ? t->cells[i] : "?";
-		size_t col = i % t->n_cols;
-
-		if (col + 1 == t->n_cols || i + 1 == t->n_cells)
-			fprintf(out, "%s\n", cell);
-		else
-			fprintf(out, "%-*s  ", (int)width[col], cell);
-	}
+	/* The layout the library's manifest text uses too. */
+	fdh_table_layout((const char *const *)t->cells, t->n_cells, t->n_cols,
+			 width, "", fdh_put_file, out);
 	free(width);
 }
 
@@ -705,4 +637,23 @@ void cli_table_free(struct cli_table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	free(t);
+}
+
+const struct cli_cmd *cli_find_cmd(const struct cli_cmd *cmds, size_t n,
+				   const char *name, bool *ret_ambiguous)
+{
+	const struct cli_cmd *match = NULL;
+	size_t len = strlen(name);
+
+	*ret_ambiguous = false;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+		if (len && strncmp(cmds[i].name, name, len) == 0) {
+			if (match)
+				*ret_ambiguous = true;
+			match = &cmds[i];
+		}
+	}
+	return *ret_ambiguous ? NULL : match;
 }

@@ -42,10 +42,15 @@ struct cli_cmd {
 };
 
 /*
- * The subcommands, one file each.  cmd_trace lives in tools/cmd-trace.c
- * (the eBPF tracer, issue 5), which a build may leave out: main.c refers
- * to it weakly and reports "not built" when it is absent.
+ * The command of cmds[0..n) that name names: its exact name, else the one
+ * it is a prefix of; NULL when none is (or name is empty), and then
+ * *ret_ambiguous says whether several were.  For the top level
+ * (tools/main.c) and for a command's verbs (manifest show|verify|make).
  */
+const struct cli_cmd *cli_find_cmd(const struct cli_cmd *cmds, size_t n,
+				   const char *name, bool *ret_ambiguous);
+
+/* The subcommands, one file each (cmd_trace: the eBPF tracer). */
 int cmd_ls(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
@@ -210,5 +215,18 @@ void describe_text(const struct fdh_fd_info *info,
 /* The same as members of the JSON object being written. */
 void describe_json(const struct fdh_fd_info *info,
 		   const struct sock_holder *peer);
+
+/* ------------------------------------------------------------------ */
+/* The tracer's report (tools/cmd-trace.c prints text and JSON)       */
+
+struct ht_report;
+/*
+ * The report (the tracer's data, bpf/handover-trace.h) as Chrome/Perfetto
+ * trace-event JSON, which ui.perfetto.dev opens: one track per process
+ * and thread, slices for phases and syscalls, run-queue waits as async
+ * slices, a "wire" process with one track per direction
+ * (tools/trace-perfetto.c).  0 or -errno (from writing f).
+ */
+int trace_write_perfetto(const struct ht_report *r, FILE *f);
 
 #endif /* FDH_CLI_H */

@@ -216,8 +216,21 @@ static void differ(struct check *c, const char *field)
 static int check_entry(pid_t pid, const struct fdh_manifest_entry *e,
 		       struct check *c)
 {
+	/* The names in "differs" (Documentation/cli-json.md), in order. */
+	static const struct {
+		unsigned int bit;
+		const char *name;
+	} fields[] = {
+		{ FDH_IDENTITY_KIND, "kind" },
+		{ FDH_IDENTITY_DEV, "dev" },
+		{ FDH_IDENTITY_INO, "ino" },
+		{ FDH_IDENTITY_TYPE, "type" },
+		{ FDH_IDENTITY_KIND_ID, "kind_id" },
+		{ FDH_IDENTITY_NAME, "name" },
+	};
 	struct fdh_identity want, got;
 	char esc[FDH_PATH_MAX * 4 + 1];
+	unsigned int diff;
 	int r;
 
 	memset(c, 0, sizeof(*c));
@@ -244,22 +257,11 @@ static int check_entry(pid_t pid, const struct fdh_manifest_entry *e,
 	c->have_now = true;
 	fdh_manifest_entry_identity(e, &want);
 	fdh_identity_from_info(&c->now, &got);
-	/* As fdh_pull: a vhost-user socket is a unix socket to /proc. */
-	if (want.kind != got.kind &&
-	    !(want.kind == FDH_KIND_VHOST_USER &&
-	      got.kind == FDH_KIND_UNIX_SOCKET))
-		differ(c, "kind");
-	if (want.dev != got.dev)
-		differ(c, "dev");
-	if (want.ino != got.ino)
-		differ(c, "ino");
-	if ((want.mode & S_IFMT) != (got.mode & S_IFMT))
-		differ(c, "type");
-	if (want.kind_id != got.kind_id)
-		differ(c, "kind_id");
-	/* As fdh_pull: a name is compared when the manifest has one. */
-	if (want.name[0] && strcmp(want.name, got.name) != 0)
-		differ(c, "name");
+	/* fdh_pull's own rule, field by field. */
+	diff = fdh_identity_diff(&want, &got);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (diff & fields[i].bit)
+			differ(c, fields[i].name);
 	if (!c->differs[0]) {
 		c->state = STATE_OK;
 		return 0;
@@ -603,8 +605,8 @@ static const struct cli_cmd verbs[] = {
 
 int cmd_manifest(int argc, char **argv)
 {
-	const struct cli_cmd *match = NULL;
-	size_t len;
+	const struct cli_cmd *match;
+	bool ambiguous;
 
 	/* Global options may stand before the verb too. */
 	while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
@@ -623,15 +625,10 @@ int cmd_manifest(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0)
 		return cli_print_usage(usage);
-	len = strlen(argv[1]);
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strncmp(verbs[i].name, argv[1], len) == 0) {
-			if (match)
-				return cli_usage("manifest: '%s' is ambiguous",
-						 argv[1]);
-			match = &verbs[i];
-		}
-	}
+	match = cli_find_cmd(verbs, sizeof(verbs) / sizeof(verbs[0]), argv[1],
+			     &ambiguous);
+	if (ambiguous)
+		return cli_usage("manifest: '%s' is ambiguous", argv[1]);
 	if (!match)
 		return cli_usage("manifest: no verb '%s' (show, verify, make)",
 				 argv[1]);

@@ -291,76 +291,219 @@ static void qemu_unix(struct plan *p, struct item *it)
 	     listening ? "listening, not named on the command line" : "no peer");
 }
 
-static void qemu_classify(struct plan *p, struct item *it)
+static void qemu_tap(struct plan *p, struct item *it)
 {
-	const struct qemu_opt *o;
+	const struct qemu_opt *o = tap_netdev(p, it->info.fd, it->info.u.tap.ifname);
 
-	switch (it->info.kind) {
-	case FDH_KIND_MEMFD:
-		qemu_memfd(p, it);
-		break;
-	case FDH_KIND_TAP:
-		o = tap_netdev(p, it->info.fd, it->info.u.tap.ifname);
-		move(it, o ? o->id : it->info.u.tap.ifname,
-		     "TAP queue of %s%s (ifname %s): guest traffic keeps flowing, queued packets are kept",
-		     o ? "-netdev " : "interface ", o ? o->id : it->info.u.tap.ifname,
-		     it->info.u.tap.ifname);
-		break;
-	case FDH_KIND_VHOST_NET:
-		o = vhost_netdev(p, it->info.fd);
-		move(it, o ? o->id : "vhost-net",
-		     "vhost-net device%s%s: the in-kernel datapath stays attached",
-		     o ? " of -netdev " : "", o ? o->id : "");
-		if (o) {
-			/* One owner for TAP queues and vhost fds: keep apart. */
-			size_t n = strlen(it->owner);
+	move(it, o ? o->id : it->info.u.tap.ifname,
+	     "TAP queue of %s%s (ifname %s): guest traffic keeps flowing, queued packets are kept",
+	     o ? "-netdev " : "interface ", o ? o->id : it->info.u.tap.ifname,
+	     it->info.u.tap.ifname);
+}
 
-			snprintf(it->owner + n, sizeof(it->owner) - n, ".vhost");
-		}
-		break;
-	case FDH_KIND_EVENTFD:
-		move(it, "eventfd",
-		     "eventfd (count %" PRIu64 "): notifier of vhost, irqfd or ioeventfd; moved so that no signal is lost",
-		     it->info.u.eventfd.count);
-		break;
-	case FDH_KIND_UNIX_SOCKET:
-		qemu_unix(p, it);
-		break;
-	case FDH_KIND_FILE:
-		stay(it, "file: the new QEMU opens its images and files itself (-drive, -blockdev)");
-		break;
-	case FDH_KIND_SOCKET:
-		stay(it, "network socket (VNC, migration, chardev tcp): the new QEMU listens itself");
-		break;
-	case FDH_KIND_EPOLL:
-		stay(it, "epoll: QEMU's event loop, rebuilt by the new process");
-		break;
-	case FDH_KIND_PIPE:
-		stay(it, "pipe: QEMU-internal notification");
-		break;
-	case FDH_KIND_PIDFD:
-		stay(it, "pidfd: QEMU-internal");
-		break;
-	default:
-		if (strcmp(it->info.target, "/dev/kvm") == 0 ||
-		    strncmp(it->info.target, "anon_inode:kvm", 14) == 0)
-			stay(it, "KVM: the new QEMU creates its own VM and vCPUs");
-		else
-			stay(it, "%s: made anew by the new QEMU",
-			     it->info.target[0] ? it->info.target : "other");
-		break;
+static void qemu_vhost_net(struct plan *p, struct item *it)
+{
+	const struct qemu_opt *o = vhost_netdev(p, it->info.fd);
+
+	move(it, o ? o->id : "vhost-net",
+	     "vhost-net device%s%s: the in-kernel datapath stays attached",
+	     o ? " of -netdev " : "", o ? o->id : "");
+	if (o) {
+		/* One owner for TAP queues and vhost fds: keep apart. */
+		size_t n = strlen(it->owner);
+
+		snprintf(it->owner + n, sizeof(it->owner) - n, ".vhost");
 	}
+}
+
+static void qemu_eventfd(struct plan *p, struct item *it)
+{
+	(void)p;
+	move(it, "eventfd",
+	     "eventfd (count %" PRIu64 "): notifier of vhost, irqfd or ioeventfd; moved so that no signal is lost",
+	     it->info.u.eventfd.count);
+}
+
+static void qemu_file(struct plan *p, struct item *it)
+{
+	(void)p;
+	stay(it, "file: the new QEMU opens its images and files itself (-drive, -blockdev)");
+}
+
+static void qemu_socket(struct plan *p, struct item *it)
+{
+	(void)p;
+	stay(it, "network socket (VNC, migration, chardev tcp): the new QEMU listens itself");
+}
+
+static void qemu_epoll(struct plan *p, struct item *it)
+{
+	(void)p;
+	stay(it, "epoll: QEMU's event loop, rebuilt by the new process");
+}
+
+static void qemu_pipe(struct plan *p, struct item *it)
+{
+	(void)p;
+	stay(it, "pipe: QEMU-internal notification");
+}
+
+static void qemu_pidfd(struct plan *p, struct item *it)
+{
+	(void)p;
+	stay(it, "pidfd: QEMU-internal");
+}
+
+/* Any other kind (KVM's fds among them): QEMU makes its own anew. */
+static void qemu_other(struct plan *p, struct item *it)
+{
+	(void)p;
+	if (strcmp(it->info.target, "/dev/kvm") == 0 ||
+	    strncmp(it->info.target, "anon_inode:kvm", 14) == 0)
+		stay(it, "KVM: the new QEMU creates its own VM and vCPUs");
+	else
+		stay(it, "%s: made anew by the new QEMU",
+		     it->info.target[0] ? it->info.target : "other");
 }
 
 /* ------------------------------------------------------------------ */
 /* Any process                                                        */
 
+static void generic_memfd(struct plan *p, struct item *it,
+			  const char *owner)
+{
+	char size[32];
+
+	(void)p;
+	human_size(it->info.u.memfd.size, size, sizeof(size));
+	move(it, owner, "memfd \"%s\" (%s): its contents are kept", it->info.u.memfd.name, size);
+}
+
+static void generic_tap(struct plan *p, struct item *it,
+			const char *owner)
+{
+	(void)p;
+	move(it, it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : owner,
+	     "TAP queue of %s: the interface and its queued packets are kept",
+	     it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : "(detached)");
+}
+
+static void generic_eventfd(struct plan *p, struct item *it,
+			    const char *owner)
+{
+	(void)p;
+	move(it, owner, "eventfd (count %" PRIu64 "): its count is kept",
+	     it->info.u.eventfd.count);
+}
+
+static void generic_vhost_net(struct plan *p, struct item *it,
+			      const char *owner)
+{
+	(void)p;
+	move(it, owner, "vhost-net device: the datapath stays attached");
+}
+
+static void generic_unix(struct plan *p, struct item *it,
+			 const char *owner)
+{
+	char comm[64];
+
+	cli_escape(comm, sizeof(comm), it->peer.comm);
+	if (it->info.u.unix_socket.state == UNIX_LISTEN)
+		move(it, owner, "listening unix socket%s%s: clients queue in its backlog during the switch",
+		     it->info.u.unix_socket.path[0] ? " " : "",
+		     it->info.u.unix_socket.path);
+	else if (it->peer.pid && it->peer.pid != p->pid)
+		move(it, owner, "unix connection to pid %d (%s): the peer keeps its connection",
+		     it->peer.pid, comm);
+	else
+		move(it, owner, "unix socket: kept open across the switch");
+}
+
+static void generic_socket(struct plan *p, struct item *it,
+			   const char *owner)
+{
+	(void)p;
+	move(it, owner, "socket: listeners keep their backlog, connections stay up");
+}
+
+static void generic_pipe(struct plan *p, struct item *it,
+			 const char *owner)
+{
+	(void)p;
+	move(it, owner, "pipe: unread data and the other end are kept");
+}
+
+static void generic_file(struct plan *p, struct item *it,
+			 const char *owner)
+{
+	(void)p;
+	move(it, owner, "file (offset %" PRIu64 " shared with the source)", it->info.pos);
+}
+
+static void generic_pidfd(struct plan *p, struct item *it,
+			  const char *owner)
+{
+	(void)p;
+	move(it, owner, "pidfd of pid %d: the successor can still wait for it", it->info.u.pidfd.pid);
+}
+
+static void generic_epoll(struct plan *p, struct item *it,
+			  const char *owner)
+{
+	(void)p;
+	move(it, owner, "epoll: note its watch list names the source's fd numbers; the successor should re-add its own");
+}
+
+static void generic_other(struct plan *p, struct item *it,
+			  const char *owner)
+{
+	(void)p;
+	move(it, owner, "kind unknown to fd-handover: moved as is, verified by dev/ino only");
+}
+
+/* ------------------------------------------------------------------ */
+/* The plan of each kind                                              */
+
+typedef void plan_fn(struct plan *p, struct item *it);
+/* In any process, with the entry's owner name ("fd7"). */
+typedef void generic_plan_fn(struct plan *p, struct item *it, const char *owner);
+
+/*
+ * What a handover does with each kind, in a QEMU and in any process; a
+ * NULL entry is the kind's "other" rule.  lib/kind.c is the library's
+ * table of kinds, tools/describe.c how the CLI shows them.
+ */
+static const struct {
+	plan_fn *qemu;
+	generic_plan_fn *generic;
+} plans[FDH_KIND__MAX] = {
+	[FDH_KIND_MEMFD] = { qemu_memfd, generic_memfd },
+	[FDH_KIND_TAP] = { qemu_tap, generic_tap },
+	[FDH_KIND_VHOST_NET] = { qemu_vhost_net, generic_vhost_net },
+	[FDH_KIND_EVENTFD] = { qemu_eventfd, generic_eventfd },
+	[FDH_KIND_UNIX_SOCKET] = { qemu_unix, generic_unix },
+	[FDH_KIND_FILE] = { qemu_file, generic_file },
+	[FDH_KIND_SOCKET] = { qemu_socket, generic_socket },
+	[FDH_KIND_EPOLL] = { qemu_epoll, generic_epoll },
+	[FDH_KIND_PIPE] = { qemu_pipe, generic_pipe },
+	[FDH_KIND_PIDFD] = { qemu_pidfd, generic_pidfd },
+};
+
+static void qemu_classify(struct plan *p, struct item *it)
+{
+	plan_fn *fn = (unsigned int)it->info.kind < FDH_KIND__MAX ?
+		      plans[it->info.kind].qemu : NULL;
+
+	(fn ? fn : qemu_other)(p, it);
+}
+
 static void generic_classify(struct plan *p, struct item *it)
 {
-	char owner[16], size[32], comm[64];
 	int fd = it->info.fd;
+	generic_plan_fn *fn;
+	char owner[16];
 
-	snprintf(owner, sizeof(owner), "fd%d", fd);
 	/* stdio belongs to whoever starts the successor, unless it is a
 	 * socket (inetd style) that the service answers on. */
 	if (fd <= 2 && it->info.kind != FDH_KIND_UNIX_SOCKET &&
@@ -369,54 +512,10 @@ static void generic_classify(struct plan *p, struct item *it)
 		     fd == 0 ? "input" : fd == 1 ? "output" : "error");
 		return;
 	}
-	switch (it->info.kind) {
-	case FDH_KIND_MEMFD:
-		human_size(it->info.u.memfd.size, size, sizeof(size));
-		move(it, owner, "memfd \"%s\" (%s): its contents are kept", it->info.u.memfd.name, size);
-		break;
-	case FDH_KIND_TAP:
-		move(it, it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : owner,
-		     "TAP queue of %s: the interface and its queued packets are kept",
-		     it->info.u.tap.ifname[0] ? it->info.u.tap.ifname : "(detached)");
-		break;
-	case FDH_KIND_EVENTFD:
-		move(it, owner, "eventfd (count %" PRIu64 "): its count is kept",
-		     it->info.u.eventfd.count);
-		break;
-	case FDH_KIND_VHOST_NET:
-		move(it, owner, "vhost-net device: the datapath stays attached");
-		break;
-	case FDH_KIND_UNIX_SOCKET:
-		cli_escape(comm, sizeof(comm), it->peer.comm);
-		if (it->info.u.unix_socket.state == UNIX_LISTEN)
-			move(it, owner, "listening unix socket%s%s: clients queue in its backlog during the switch",
-			     it->info.u.unix_socket.path[0] ? " " : "",
-			     it->info.u.unix_socket.path);
-		else if (it->peer.pid && it->peer.pid != p->pid)
-			move(it, owner, "unix connection to pid %d (%s): the peer keeps its connection",
-			     it->peer.pid, comm);
-		else
-			move(it, owner, "unix socket: kept open across the switch");
-		break;
-	case FDH_KIND_SOCKET:
-		move(it, owner, "socket: listeners keep their backlog, connections stay up");
-		break;
-	case FDH_KIND_PIPE:
-		move(it, owner, "pipe: unread data and the other end are kept");
-		break;
-	case FDH_KIND_FILE:
-		move(it, owner, "file (offset %" PRIu64 " shared with the source)", it->info.pos);
-		break;
-	case FDH_KIND_PIDFD:
-		move(it, owner, "pidfd of pid %d: the successor can still wait for it", it->info.u.pidfd.pid);
-		break;
-	case FDH_KIND_EPOLL:
-		move(it, owner, "epoll: note its watch list names the source's fd numbers; the successor should re-add its own");
-		break;
-	default:
-		move(it, owner, "kind unknown to fd-handover: moved as is, verified by dev/ino only");
-		break;
-	}
+	snprintf(owner, sizeof(owner), "fd%d", fd);
+	fn = (unsigned int)it->info.kind < FDH_KIND__MAX ?
+	     plans[it->info.kind].generic : NULL;
+	(fn ? fn : generic_other)(p, it, owner);
 }
 
 /* ------------------------------------------------------------------ */

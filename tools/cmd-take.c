@@ -117,6 +117,7 @@ static int check_specs(const struct spec *specs, size_t n, bool *ret_listen)
  * Describe each fd and pull them all.  The identity expected is the one
  * /proc shows now: the pull then proves, by fstat, the kind's own id and
  * kcmp, that each fd it got is that file and not a number reused since.
+ * Returns an exit code, after reporting any error.
  */
 static int pull_all(pid_t pid, const struct spec *specs, size_t n, int *fds,
 		    bool verbose)
@@ -124,7 +125,7 @@ static int pull_all(pid_t pid, const struct spec *specs, size_t n, int *fds,
 	struct fdh_pull_entry *entries;
 	struct fdh_pull_report report;
 	struct fdh_source *src;
-	int r;
+	int code, r;
 
 	r = fdh_source_open_pid(pid, 0, &src);
 	if (r < 0)
@@ -141,7 +142,7 @@ static int pull_all(pid_t pid, const struct spec *specs, size_t n, int *fds,
 		if (r < 0) {
 			/* Reading /proc needs less than the pull will: the
 			 * hint names what take needs in the end. */
-			r = cli_fail_lib(r, "take", pid, true);
+			code = cli_fail_lib(r, "take", pid, true);
 			goto out;
 		}
 		entries[i].remote_fd = specs[i].fd;
@@ -150,7 +151,7 @@ static int pull_all(pid_t pid, const struct spec *specs, size_t n, int *fds,
 	}
 	r = fdh_pull(src, entries, n, fds, &report);
 	if (r < 0) {
-		r = cli_fail_lib(r, "take", pid, true);
+		code = cli_fail_lib(r, "take", pid, true);
 		goto out;
 	}
 	if (verbose)
@@ -159,11 +160,11 @@ static int pull_all(pid_t pid, const struct spec *specs, size_t n, int *fds,
 			n, n == 1 ? "" : "s", pid,
 			fdh_transport_name(report.transport),
 			report.n_kcmp_verified, report.elapsed_ns / 1000);
-	r = 0;
+	code = CLI_EXIT_OK;
 out:
 	free(entries);
 	fdh_source_free(src);
-	return r;
+	return code;
 }
 
 /*
@@ -234,21 +235,22 @@ int cmd_take(int argc, char **argv)
 	int *fds = NULL, *targets = NULL;
 	bool verbose = false, listen = true;
 	size_t n = 0;
-	int c, r;
+	/* code: an exit code (enum cli_exit); err: a -errno, never returned. */
+	int c, code, err;
 	pid_t pid;
 
 	/* "+": options only before PID; CMD's options are CMD's. */
 	while ((c = cli_getopt(argc, argv, "+:" CLI_COMMON_SHORTOPTS "v", opts,
-			       usage, &r)) > 0)
+			       usage, &code)) > 0)
 		if (c == 'v')
 			verbose = true;
 	if (c == CLI_GETOPT_EXIT)
-		return r;
+		return code;
 	if (optind >= argc)
 		return cli_usage("take: needs PID FD... [--] CMD");
-	r = cli_parse_pid(argv[optind++], &pid);
-	if (r)
-		return r;
+	code = cli_parse_pid(argv[optind++], &pid);
+	if (code)
+		return code;
 	specs = calloc((size_t)argc, sizeof(*specs));
 	if (!specs)
 		return cli_fail(-ENOMEM, "take: out of memory");
@@ -260,66 +262,66 @@ int cmd_take(int argc, char **argv)
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
 	if (n == 0) {
-		r = cli_usage("take: no FD to take%s%s%s",
+		code = cli_usage("take: no FD to take%s%s%s",
 			      optind < argc ? " ('" : "",
 			      optind < argc ? argv[optind] : "",
 			      optind < argc ? "' is not FD[=NEWFD][:NAME])" : "");
 		goto out;
 	}
 	if (n > FDH_PULL_MAX) {
-		r = cli_usage("take: %zu fds, more than one pull takes (%d)", n,
+		code = cli_usage("take: %zu fds, more than one pull takes (%d)", n,
 			      FDH_PULL_MAX);
 		goto out;
 	}
 	if (optind >= argc) {
-		r = cli_usage("take: no CMD to run with the fds");
+		code = cli_usage("take: no CMD to run with the fds");
 		goto out;
 	}
-	r = check_specs(specs, n, &listen);
-	if (r)
+	code = check_specs(specs, n, &listen);
+	if (code)
 		goto out;
 
 	fds = calloc(n, sizeof(*fds));
 	targets = calloc(n, sizeof(*targets));
 	if (!fds || !targets) {
-		r = cli_fail(-ENOMEM, "take: out of memory");
+		code = cli_fail(-ENOMEM, "take: out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		targets[i] = listen ? 3 + (int)i : specs[i].newfd;
 
-	r = pull_all(pid, specs, n, fds, verbose);
-	if (r)
+	code = pull_all(pid, specs, n, fds, verbose);
+	if (code)
 		goto out;
-	r = place(fds, targets, n);
-	if (r < 0) {
-		r = cli_fail(r, "take: placing the pulled fds (dup3): %s",
-			     strerror(-r));
+	err = place(fds, targets, n);
+	if (err < 0) {
+		code = cli_fail(err, "take: placing the pulled fds (dup3): %s",
+				strerror(-err));
 		goto out;
 	}
 	if (listen) {
-		r = set_listen_env(specs, n);
+		err = set_listen_env(specs, n);
 	} else {
 		/* Inherited ones would describe fds that are not there. */
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_FDNAMES");
 		unsetenv("LISTEN_PID");
-		r = 0;
+		err = 0;
 	}
-	if (r < 0) {
-		r = cli_fail(r, "take: setting LISTEN_*: %s", strerror(-r));
+	if (err < 0) {
+		code = cli_fail(err, "take: setting LISTEN_*: %s", strerror(-err));
 		goto out;
 	}
 	fflush(NULL);
 	execvp(argv[optind], argv + optind);
-	r = -errno;
+	err = -errno;
 	/* As env(1) and the shells: 127 not found, 126 found but not run. */
-	r = cli_fail_exit(r == -ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC,
-			  r, "the source still holds its own copies; nothing was changed there",
-			  "take: execvp(%s): %s", argv[optind], strerror(-r));
+	code = cli_fail_exit(err == -ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC,
+			     err, "the source still holds its own copies; nothing was changed there",
+			     "take: execvp(%s): %s", argv[optind], strerror(-err));
 out:
 	free(specs);
 	free(fds);
 	free(targets);
-	return r;
+	return code;
 }

@@ -1024,7 +1024,7 @@ static int write_perfetto(const struct ht_report *r, const char *path)
 
 	if (!f)
 		return cli_fail(-errno, "--perfetto %s: %s", path, strerror(errno));
-	e = ht_report_write_perfetto(r, f);
+	e = trace_write_perfetto(r, f);
 	if (fclose(f) != 0 && e == 0)
 		e = -errno;
 	if (e < 0)

@@ -180,25 +180,39 @@ static int link_up(void)
 	return system("ip link set " TAP_NAME " up") == 0 ? 0 : -EIO;
 }
 
+static void tap_what(const struct fdh_manifest_entry *e, char *buf, size_t size)
+{
+	snprintf(buf, size, "ifname %s, vnet hdr %d", e->u.tap.ifname,
+		 e->u.tap.vnet_hdr_sz);
+}
+
+static void memfd_what(const struct fdh_manifest_entry *e, char *buf,
+		       size_t size)
+{
+	snprintf(buf, size, "name %s, %" PRIu64 " MiB, seals %#x",
+		 e->u.memfd.name, e->u.memfd.size >> 20, e->u.memfd.seals);
+}
+
+static void eventfd_what(const struct fdh_manifest_entry *e, char *buf,
+			 size_t size)
+{
+	snprintf(buf, size, "eventfd-id %" PRIu64, e->kind_id);
+}
+
+/* The kinds this demo hands over, and what it shows of each. */
+static void (*const whats[FDH_KIND__MAX])(const struct fdh_manifest_entry *,
+					  char *, size_t) = {
+	[FDH_KIND_TAP] = tap_what,
+	[FDH_KIND_MEMFD] = memfd_what,
+	[FDH_KIND_EVENTFD] = eventfd_what,
+};
+
 static void print_entry(const struct fdh_manifest_entry *e, int local)
 {
-	char what[128];
+	char what[128] = "";
 
-	switch (e->kind) {
-	case FDH_KIND_TAP:
-		snprintf(what, sizeof(what), "ifname %s, vnet hdr %d",
-			 e->u.tap.ifname, e->u.tap.vnet_hdr_sz);
-		break;
-	case FDH_KIND_MEMFD:
-		snprintf(what, sizeof(what), "name %s, %" PRIu64 " MiB, seals %#x",
-			 e->u.memfd.name, e->u.memfd.size >> 20, e->u.memfd.seals);
-		break;
-	case FDH_KIND_EVENTFD:
-		snprintf(what, sizeof(what), "eventfd-id %" PRIu64, e->kind_id);
-		break;
-	default:
-		what[0] = '\0';
-	}
+	if (e->kind < FDH_KIND__MAX && whats[e->kind])
+		whats[e->kind](e, what, sizeof(what));
 	printf("  %-8s %-8s fd %3d -> fd %3d   ino %-8" PRIu64 " %s\n",
 	       e->owner, fdh_kind_name(e->kind), e->remote_fd, local, e->ino,
 	       what);

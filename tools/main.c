@@ -7,18 +7,11 @@
  * name (a unique prefix is enough: "fd-handover man show"), each in its
  * own file with its own options and man page.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "fdhandover.h"
-
-/*
- * tools/cmd-trace.c (the eBPF tracer) is built only when present and its
- * dependencies are: a weak reference stays NULL without it.
- */
-extern int cmd_trace(int argc, char **argv) __attribute__((weak));
 
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
@@ -31,7 +24,7 @@ static const struct cli_cmd commands[] = {
 	{ "take", cmd_take, "take PID FD[=NEWFD][:NAME]... [--] CMD [ARGS...]" },
 	{ "upgrade", cmd_upgrade,
 	  "upgrade {--qmp SOCKET | --pid PID} --new-qemu PATH [--timeout S] [--dry-run] [--keep-source]" },
-	{ "trace", NULL,
+	{ "trace", cmd_trace,
 	  "trace [--pid P...] [--tap IFNAME] [--perfetto FILE] [-- CMD...]" },
 	{ "version", cmd_version, "version" },
 	{ "help", cmd_help, "help [COMMAND]" },
@@ -59,51 +52,27 @@ static const char usage_tail[] =
 	"4 permission, 5 manifest mismatch, 126/127 take: CMD not runnable/found.\n"
 	"See fd-handover(1) and fd-handover-COMMAND(1).\n";
 
-static int (*cmd_run(const struct cli_cmd *c))(int, char **)
-{
-	if (strcmp(c->name, "trace") == 0)
-		return cmd_trace;	/* NULL when tools/cmd-trace.c is absent */
-	return c->run;
-}
-
 static void print_usage(void)
 {
 	fputs(usage_head, stdout);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		printf("  %s%s\n", commands[i].synopsis,
-		       cmd_run(&commands[i]) ? "" : "   (not built)");
+		printf("  %s\n", commands[i].synopsis);
 	fputs(usage_tail, stdout);
 }
 
 /* Exact name, else a unique prefix, else NULL (ambiguous or unknown). */
 static const struct cli_cmd *find_command(const char *name)
 {
-	const struct cli_cmd *match = NULL;
-	size_t len = strlen(name);
+	bool ambiguous;
 
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-		if (len && strncmp(commands[i].name, name, len) == 0) {
-			if (match)
-				return NULL;
-			match = &commands[i];
-		}
-	}
-	return match;
+	return cli_find_cmd(commands, N_COMMANDS, name, &ambiguous);
 }
 
 static int run_command(const struct cli_cmd *c, int argc, char **argv)
 {
-	int (*run)(int, char **) = cmd_run(c);
-
-	if (!run)
-		return cli_fail(-ENOSYS,
-				"%s: not built: this fd-handover was built without the eBPF tracer (tools/cmd-trace.c, libbpf, bpftool)",
-				c->name);
 	/* Each command parses its own options from a fresh getopt state. */
 	optind = 0;
-	return run(argc, argv);
+	return c->run(argc, argv);
 }
 
 static int cmd_version(int argc, char **argv)
@@ -112,12 +81,13 @@ static int cmd_version(int argc, char **argv)
 		json_begin_object(NULL);
 		json_string("version", fdh_version());
 		json_u64("manifest_version", FDH_MANIFEST_VERSION);
-		json_bool("trace", cmd_trace != NULL);
+		/* Always true since the tracer is always built; kept in
+		 * the format (Documentation/cli-json.md) for its readers. */
+		json_bool("trace", true);
 		json_end();
 	} else {
-		printf("fd-handover %s (libfdhandover %s, manifest version %d%s)\n",
-		       FDH_CLI_VERSION, fdh_version(), FDH_MANIFEST_VERSION,
-		       cmd_trace ? ", trace" : "");
+		printf("fd-handover %s (libfdhandover %s, manifest version %d, trace)\n",
+		       FDH_CLI_VERSION, fdh_version(), FDH_MANIFEST_VERSION);
 	}
 	return CLI_EXIT_OK;
 }
@@ -134,11 +104,6 @@ static int cmd_help(int argc, char **argv)
 	c = find_command(argv[1]);
 	if (!c)
 		return cli_usage("help: no command '%s'", argv[1]);
-	if (!cmd_run(c)) {
-		printf("fd-handover %s\n\n(not built into this fd-handover)\n",
-		       c->synopsis);
-		return CLI_EXIT_OK;
-	}
 	help_argv[0] = (char *)c->name;
 	return run_command(c, 2, help_argv);
 }

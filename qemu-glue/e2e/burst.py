@@ -22,10 +22,8 @@ import os
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vm import VM, log, qmp_event_time  # noqa: E402
+from .vm import VM, log, qmp_event_time
 
 
 def main() -> int:

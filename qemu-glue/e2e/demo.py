@@ -18,12 +18,10 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM, drops_verdict, window_stats  # noqa: E402
-import ours  # noqa: E402
+from .vm import VM, drops_verdict, window_stats
+from . import ours
 
 
 def main() -> int:

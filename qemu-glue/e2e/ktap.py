@@ -1,6 +1,6 @@
 """A tiny KTAP runner for the end-to-end tests (standard library only).
 
-    from ktap import test, check, diag, Skip, run
+    from e2e.ktap import test, check, diag, Skip, run
 
     @test
     def something_holds():
@@ -67,8 +67,8 @@ def missing(needs: list) -> str:
 
 def run(argv: list, needs: list) -> int:
     # Every traffic run of vm.py (Peer.stop()) says where its losses died,
-    # as a diagnostic of the test it belongs to.
-    vm = sys.modules.get("vm")
+    # as a diagnostic of the test it belongs to (when the test uses vm.py).
+    vm = sys.modules.get(__package__ + ".vm")
     if vm is not None and hasattr(vm, "on_traffic_report"):
         vm.on_traffic_report(lambda rep: diag(rep.get("drops", "")))
     flt = argv[1] if len(argv) > 1 else ""

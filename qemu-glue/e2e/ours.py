@@ -17,9 +17,9 @@ import sys
 import time
 from typing import Callable, Optional
 
-from vm import VM, mono, realtime_to_mono
+from .vm import VM, mono, realtime_to_mono
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from . import HERE
 PY_DRIVER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench",
                          "fdh_upgrade.py")
 

@@ -3,7 +3,7 @@
 
 Library use:
 
-    from qmp import QMPClient, QMPError
+    from e2e.qmp import QMPClient, QMPError
     with QMPClient("/tmp/qmp.sock", connect_timeout=10) as q:
         print(q.greeting["QMP"]["version"]["qemu"])
         q.execute("migrate-set-parameters", {"mode": "cpr-transfer"})

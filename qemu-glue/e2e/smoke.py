@@ -16,9 +16,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from vm import VM, log, qmp_event_time  # noqa: E402
+from .vm import VM, log, qmp_event_time
 
 
 def main() -> int:

@@ -23,13 +23,11 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM, wait_migration  # noqa: E402
-from ktap import check, diag, run, test  # noqa: E402
-from qmp import QMPError  # noqa: E402
+from .vm import VM, wait_migration
+from .ktap import check, diag, run, test
+from .qmp import QMPError
 
 QEMU = os.environ.get("FDH_QEMU", "")
 CAPS = [{"capability": c, "state": True}

@@ -92,17 +92,15 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM  # noqa: E402
-from qmp import QMPClient  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from faultproxy import COMMIT, QmpProxy, StreamProxy  # noqa: E402
-import ktap  # noqa: E402
-from ktap import Fail, check, diag, note, run, test  # noqa: E402
+from .vm import VM, fd_count, pid_alive, wait_dead
+from .qmp import QMPClient
+from . import ours
+from . import vublk
+from .faultproxy import COMMIT, QmpProxy, StreamProxy
+from . import ktap
+from .ktap import Fail, check, diag, note, run, test
 
 QEMU = os.environ.get("FDH_QEMU", "")
 VUB = os.environ.get("FDH_VUB_BIN", "")
@@ -226,23 +224,6 @@ def ends_guest(phase: str, fault: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- processes
-def pid_alive(pid: int) -> bool:
-    """pid runs (a zombie does not)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and pid_alive(pid):
-        time.sleep(0.005)
-    return not pid_alive(pid)
-
-
 def targets_of(workdir: str) -> list:
     """Live pids whose argv names this upgrade's manifest: its target."""
     mark = os.path.join(workdir, "source.fdhm").encode()
@@ -584,7 +565,7 @@ class Cell:
             self.missed = "the target's monitor was already up"
         else:
             self.hit = "target pid %d stopped before its monitor was up (%d fds)" % (
-                self.target_pid, len(os.listdir("/proc/%d/fd" % self.target_pid)))
+                self.target_pid, fd_count(self.target_pid))
         if self.fault == "stop-target":
             self.stopped = self.target_pid
             self.t_fault = time.monotonic()

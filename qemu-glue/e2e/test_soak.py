@@ -25,14 +25,12 @@ import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from ktap import check, diag, run, test  # noqa: E402
+from .vm import VM, fd_count, rss_anon_kb
+from . import ours
+from . import vublk
+from .ktap import check, diag, run, test
 
 QEMU = os.environ.get("FDH_QEMU", "")
 VUB = os.environ.get("FDH_VUB_BIN", "")
@@ -42,18 +40,6 @@ N = int(os.environ.get("FDH_SOAK_N", "100"))
 # one QEMU to the next; a leak per upgrade grows it by every upgrade.
 RSS_SLACK_KB = 32 * 1024
 SETTLE_S = 0.5
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_anon_kb(pid: int) -> int:
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise RuntimeError("no RssAnon for pid %d" % pid)
 
 
 def all_serial(vm: VM) -> str:

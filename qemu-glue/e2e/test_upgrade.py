@@ -23,15 +23,13 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM, Qemu  # noqa: E402
-import vm as vm_mod  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
+from .vm import VM, Qemu
+from . import vm as vm_mod
+from . import ours
+from . import vublk
+from .ktap import Fail, Skip, check, diag, run, test  # noqa: F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 CLI = os.environ.get("FDH_CLI", "")
@@ -114,7 +112,7 @@ def handover_fds(pid: int) -> list:
 
 
 def target_qmp(up: dict, cmd: str, args=None):
-    from qmp import QMPClient
+    from .qmp import QMPClient
     with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
         return q.execute(cmd, args)
 
@@ -130,7 +128,7 @@ def check_monitor_is_the_target(path: str, up: dict) -> None:
     as the next upgrade's source (role "source"): what tells it apart is
     the pid its manifest names, the process that answers."""
     import base64
-    from qmp import QMPClient
+    from .qmp import QMPClient
     with QMPClient(path) as q:
         st = q.execute("query-status")["status"]
         info = q.execute("x-query-fd-handover")
@@ -381,7 +379,7 @@ def monitor_listening_by_path_is_served_by_the_target_under_the_same_name():
         assert_no_loss(rep)
 
 
-REPO = os.path.dirname(os.path.dirname(HERE))
+from . import REPO
 QSD = os.environ.get("FDH_QSD_BIN", "")
 LIBVIRT_ARGV = os.path.join(REPO, "tests", "data", "libvirt.argv")
 LIBVIRT_DOMAIN_DIR = "/var/lib/libvirt/qemu/domain--1-fdh-libvirt/"

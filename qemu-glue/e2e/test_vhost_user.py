@@ -43,15 +43,13 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM, QMPClient  # noqa: E402
-import ours  # noqa: E402
-import vublk  # noqa: E402
-from vublk import DAEMON_RACE, DISK_MB, blk_status, names  # noqa: E402
-from ktap import Fail, Skip, check, diag, note, run, test  # noqa: E402,F401
+from .vm import VM, QMPClient
+from . import ours
+from . import vublk
+from .vublk import DAEMON_RACE, DISK_MB, blk_status, names
+from .ktap import Fail, Skip, check, diag, note, run, test  # noqa: F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 QSD = os.environ.get("FDH_QSD_BIN", "")
@@ -64,7 +62,7 @@ CLI = os.environ.get("FDH_CLI", "")
 # and still belong to our switch.
 SWITCH_SETTLE_S = 2.0
 
-from vutrace import INIT, settled_requests  # noqa: E402
+from .vutrace import INIT, settled_requests
 
 # ---------------------------------------------------------------------------------------------
 class Daemon(vublk.Daemon):

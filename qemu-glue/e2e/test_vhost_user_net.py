@@ -39,15 +39,13 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True
-sys.path.insert(0, HERE)
+from . import HERE
 
-from vm import VM, QMPClient, mono, qmp_event_mono, window_stats  # noqa: E402
-from vubr import Bridge  # noqa: E402
-from vutrace import INIT, names, settled_requests  # noqa: E402
-import ours  # noqa: E402
-from ktap import Fail, Skip, check, diag, run, test  # noqa: E402,F401
+from .vm import VM, QMPClient, mono, qmp_event_mono, window_stats
+from .vubr import Bridge
+from .vutrace import INIT, names, settled_requests
+from . import ours
+from .ktap import Fail, Skip, check, diag, run, test  # noqa: F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
 VUBR = os.environ.get("FDH_VUBR", "")

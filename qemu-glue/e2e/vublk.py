@@ -23,7 +23,7 @@ import time
 from array import array
 from typing import Optional
 
-from vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
+from .vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
                      settled_requests, socket_inodes)
 
 DISK_MB = 64

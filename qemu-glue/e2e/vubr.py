@@ -63,12 +63,7 @@ import threading
 import time
 from typing import Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import vutrace  # noqa: E402
+from . import HERE, vutrace
 
 BRIDGE_PORT = 4444      # vhost-user-bridge's UDP port (its defaults)
 RELAY_PORT = 5555       # the relay's
@@ -306,7 +301,9 @@ class Bridge:
 
     def _start_relay(self) -> None:
         ns = self.vm.netns
-        argv = [sys.executable, "-B", os.path.abspath(__file__), "relay", "--tap", ns.tap,
+        # This module, run as one of the package (python3 -m e2e.vubr) from
+        # qemu-glue/, whatever the caller's directory.
+        argv = [sys.executable, "-B", "-m", __name__, "relay", "--tap", ns.tap,
                 "--listen", "127.0.0.1:%d" % self.relay_port,
                 "--to", "127.0.0.1:%d" % self.bridge_port,
                 "--max-s", str(self.max_s), "--parent", str(os.getpid()),
@@ -317,7 +314,8 @@ class Bridge:
             argv.append("--multi-queue")
         self._relay_log = open(self.relay_log, "w")
         self.relay = subprocess.Popen(ns.exec_argv(argv), stdin=subprocess.DEVNULL,
-                                      stdout=self._relay_log, stderr=subprocess.STDOUT)
+                                      stdout=self._relay_log, stderr=subprocess.STDOUT,
+                                      cwd=os.path.dirname(HERE))
         deadline = time.monotonic() + 10
         while not os.path.exists(self.relay_stats_path):
             if self.relay.poll() is not None or time.monotonic() > deadline:
@@ -544,6 +542,6 @@ class Bridge:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "relay":
         sys.exit(relay_main(sys.argv[2:]))
-    print("usage: vubr.py relay --tap NAME [--vnet-hdr] [--listen H:P] [--to H:P] "
+    print("usage: python3 -m e2e.vubr relay --tap NAME [--vnet-hdr] [--listen H:P] [--to H:P] "
           "[--max-s S] [--parent PID] [--stats PATH]", file=sys.stderr)
     sys.exit(2)

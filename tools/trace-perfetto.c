@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The report as Chrome trace-event JSON, which ui.perfetto.dev (and
- * chrome://tracing) open: {"traceEvents": [...]}, times in microseconds
+ * The tracer's report as Chrome trace-event JSON, a report module of the
+ * CLI beside tools/cmd-trace.c (the loader in bpf/ only returns the data),
+ * which ui.perfetto.dev (and chrome://tracing) open: {"traceEvents": [...]}, times in microseconds
  * from the start of the trace, written with nanosecond precision.
  *
  *   tracks         one per process (pid) and thread (tid), named by "M"
@@ -13,11 +14,13 @@
  *   "b"/"e"        async slices: QEMU run/migration states, run-queue waits
  *   "C" counters   translate_block and wire frames per millisecond
  */
-#include "handover-trace.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+
+#include "cli.h"
+#include "fdh-shared.h"
+#include "handover-trace.h"
 
 /* Above PID_MAX_LIMIT (4M): never a real process. */
 #define HT_WIRE_PID 4194400
@@ -30,20 +33,10 @@ struct out {
 	unsigned long async_id;
 };
 
+/* A string of at most max bytes: the CLI's one JSON quoter. */
 static void put_str(FILE *f, const char *s, size_t max)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			fprintf(f, "\\u%04x", c);	/* comm bytes, not UTF-8 */
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
+	fdh_json_quote(s, strnlen(s, max), fdh_put_file, f);
 }
 
 /* Microseconds with three decimals: exact, no float rounding. */
@@ -307,7 +300,7 @@ static void write_wire(struct out *o, const struct ht_report *r)
 	}
 }
 
-int ht_report_write_perfetto(const struct ht_report *r, FILE *f)
+int trace_write_perfetto(const struct ht_report *r, FILE *f)
 {
 	struct out o = { .f = f, .t0 = r->start_ns, .first = true };
 
