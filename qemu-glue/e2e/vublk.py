@@ -24,7 +24,7 @@ from array import array
 from typing import Optional
 
 from vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
-                     settled_requests, socket_inodes)
+                     parse_requests, settled_requests, socket_inodes)
 
 DISK_MB = 64
 BS = 4096
@@ -40,8 +40,6 @@ MAGIC = 0x46444842          # "FDHB", blkverify.c
 # eventfd write behind each such panic, from the daemon's strace.
 DAEMON_RACE = "Error writing eventfd"
 
-_RECV = re.compile(r'^\d+\s+([\d.]+) recvmsg\((\d+), \{msg_name=.*?msg_iov=\[\{iov_base="'
-                   r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
 _ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)$', re.M)
 # An 8-byte write that failed with EBADF: libvhost-user's eventfd_write() to
 # a call fd that is gone (DAEMON_RACE).  strace may split it in two lines
@@ -142,17 +140,7 @@ class Daemon:
     def messages(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, fd, name) of each vhost-user request received in [t0, t1] (wall
         clock, strace -ttt); fd is the daemon's connection fd (one per front end)."""
-        out = []
-        for m in _RECV.finditer(self._trace_text()):
-            t = float(m.group(1))
-            if not t0 <= t <= t1:
-                continue
-            raw = bytes(int(h, 16) for h in m.group(3).split("\\x")[1:])
-            if len(raw) < 4:
-                continue
-            req = struct.unpack("<I", raw[:4])[0]
-            out.append((t, int(m.group(2)), REQUESTS.get(req, "REQ_%d" % req)))
-        return out
+        return parse_requests(self._trace_text(), t0, t1)
 
     def requests(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""

@@ -43,29 +43,49 @@ REQUESTS = {
 INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
         "RESET_DEVICE", "GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES"}
 
-_RX = re.compile(r'^\d+\s+([\d.]+) recvmsg\(\d+, \{msg_name=.*?msg_iov=\[\{iov_base="'
-                 r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
+# One recvmsg that returned 12, whole or as strace prints a call that another
+# traced thread interrupted ("recvmsg(10,  <unfinished ...>" and later, same
+# tid, "<... recvmsg resumed>{msg_name=...} = 12": the resumed line carries
+# the time the call returned and the header).
+_RX = re.compile(r'^(\d+)\s+([\d.]+) (?:recvmsg\((\d+), |<\.\.\. recvmsg resumed>)'
+                 r'\{msg_name=.*?msg_iov=\[\{iov_base="((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
+_UNFINISHED = re.compile(r'^(\d+)\s+[\d.]+ recvmsg\((\d+), +<unfinished \.\.\.>$', re.M)
+
+
+def parse_requests(text: str, t0: float = 0, t1: float = 1e18) -> list:
+    """(time, fd, name) of each vhost-user request header in an strace -f -ttt -xx
+    of recvmsg (see STRACE) received in [t0, t1] (wall clock); fd: the connection
+    it came on (one per front end)."""
+    pending = {}    # tid -> fd of its unfinished recvmsg
+    events = sorted([(m.start(), "u", m) for m in _UNFINISHED.finditer(text)] +
+                    [(m.start(), "r", m) for m in _RX.finditer(text)],
+                    key=lambda e: e[0])
+    out = []
+    for _, kind, m in events:
+        if kind == "u":
+            pending[m.group(1)] = int(m.group(2))
+            continue
+        fd = int(m.group(3)) if m.group(3) else pending.pop(m.group(1), -1)
+        t = float(m.group(2))
+        if not t0 <= t <= t1:
+            continue
+        raw = bytes(int(h, 16) for h in m.group(4).split("\\x")[1:])
+        if len(raw) < 4:
+            continue
+        req = struct.unpack("<I", raw[:4])[0]
+        out.append((t, fd, REQUESTS.get(req, "REQ_%d" % req)))
+    return out
 
 
 def requests(trace_path: str, t0: float = 0, t1: float = 1e18) -> list:
     """(time, name) of each vhost-user request received in [t0, t1] (wall
     clock), from an strace -f -ttt -xx of recvmsg (see STRACE)."""
-    out = []
     try:
         with open(trace_path, errors="replace") as f:
             text = f.read()
     except OSError:
-        return out
-    for m in _RX.finditer(text):
-        t = float(m.group(1))
-        if not t0 <= t <= t1:
-            continue
-        raw = bytes(int(h, 16) for h in m.group(2).split("\\x")[1:])
-        if len(raw) < 4:
-            continue
-        req = struct.unpack("<I", raw[:4])[0]
-        out.append((t, REQUESTS.get(req, "REQ_%d" % req)))
-    return out
+        return []
+    return [(t, n) for t, _, n in parse_requests(text, t0, t1)]
 
 
 def names(reqs: list) -> list:
