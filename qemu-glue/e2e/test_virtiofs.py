@@ -394,33 +394,6 @@ def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     check(d.sockets() == socks0, "virtiofsd's connection is unchanged")
 
 
-class Target:
-    """A target started by the driver, the next upgrade's source."""
-
-    def __init__(self, vm: VM, up: dict):
-        self.pid = up["target_pid"]
-        self.name = os.path.relpath(os.path.join(up["workdir"], "target"), vm.workdir)
-        os.symlink(os.path.join(up["workdir"], "target-qmp.sock"),
-                   vm.path(self.name + ".qmp"))
-        self.qmp_path = os.path.join(up["workdir"], "target-qmp.sock")
-
-    def close_qmp(self) -> None:
-        pass
-
-    def alive(self) -> bool:
-        return os.path.exists("/proc/%d" % self.pid)
-
-    def kill(self) -> None:
-        if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
-
-    def wait(self, timeout: float = 15.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self.alive():
-            time.sleep(0.01)
-        return None if self.alive() else 0
-
-
 def run_chain_and_reboot(vm: VM, d: vufs.Virtiofsd) -> None:
     st = boot(vm, d)
     socks0 = d.sockets()
@@ -433,7 +406,7 @@ def run_chain_and_reboot(vm: VM, d: vufs.Virtiofsd) -> None:
         diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
              % (k, up.get("stop_to_resume_ms"), len(win)))
         check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
-        vm.src = Target(vm, up)
+        vm.src = ours.Target(vm, up)
         vm.qemus.append(vm.src)
         st2 = wait_ops(vm, st["ops"] + 20)
         check(st2.get("ops", 0) > st["ops"] + 20 and st2.get("ioerr") == 0
