@@ -21,7 +21,8 @@ import subprocess
 import time
 from array import array
 
-from vutrace import names, requests, settled_requests, socket_inodes  # noqa: F401
+from vutrace import (names, parse_requests, requests, settled_requests,  # noqa: F401
+                     socket_inodes)
 
 TAG = "fdhfs"
 BS = 4096
@@ -29,7 +30,10 @@ MAGIC = 0x46444846          # "FDHF", fsverify.c
 # strace of what the backend reads and the connections it accepts.
 STRACE = ["strace", "-f", "-ttt", "-e", "trace=recvmsg,accept,accept4",
           "-e", "signal=none", "-xx", "-s", "16"]
-_ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)$', re.M)
+# A connection accepted; virtiofsd blocks in accept4, so strace may print the
+# call as "accept4(5,  <unfinished ...>" and "<... accept4 resumed>...) = 9".
+_ACCEPT = re.compile(r'^\d+\s+([\d.]+) (?:accept4?\((\d+),|<\.\.\. accept4? resumed>)'
+                     r'.*\) = (\d+)$', re.M)
 
 
 def _descendants(pid: int) -> list:
@@ -55,10 +59,11 @@ class Virtiofsd:
     under strace (name.strace), its output in name.log.  One connection: it
     exits when that connection closes."""
 
-    def __init__(self, vm, binary: str, name: str = "virtiofsd"):
+    def __init__(self, vm, binary: str, name: str = "virtiofsd", shared: str = "",
+                 extra: list = ()):
         self.vm = vm
         self.binary = binary
-        self.shared = vm.path(name + "-share")
+        self.shared = shared or vm.path(name + "-share")
         os.makedirs(self.shared, exist_ok=True)
         self.sock = vm.path(name + ".sock")
         self.trace = vm.path(name + ".strace")
@@ -66,7 +71,7 @@ class Virtiofsd:
         # --sandbox none: one process (namespace mode forks), the test is root
         # in its own netns already; the shared dir is the test's own.
         cmd = [binary, "--socket-path", self.sock, "--shared-dir", self.shared,
-               "--sandbox", "none", "--cache", "auto", "--log-level", "warn"]
+               "--sandbox", "none", "--cache", "auto", "--log-level", "warn"] + list(extra)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             vm.netns.exec_argv(STRACE + ["-o", self.trace, "--"] + cmd),
@@ -110,6 +115,17 @@ class Virtiofsd:
     def sockets(self) -> set:
         return socket_inodes(self.pid)
 
+    def _trace_text(self) -> str:
+        try:
+            with open(self.trace, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def messages(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(time, connection fd, name) of each vhost-user request in [t0, t1]."""
+        return parse_requests(self._trace_text(), t0, t1)
+
     def requests(self, t0: float = 0, t1: float = 1e18) -> list:
         return requests(self.trace, t0, t1)
 
@@ -119,7 +135,7 @@ class Virtiofsd:
                 text = f.read()
         except OSError:
             return []
-        return [(float(m.group(1)), int(m.group(2)), int(m.group(3)))
+        return [(float(m.group(1)), int(m.group(2) or -1), int(m.group(3)))
                 for m in _ACCEPT.finditer(text) if t0 <= float(m.group(1)) <= t1]
 
     def stop(self) -> None:
