@@ -28,12 +28,13 @@ TAG = "fdhfs"
 BS = 4096
 MAGIC = 0x46444846          # "FDHF", fsverify.c
 # strace of what the backend reads and the connections it accepts.
-STRACE = ["strace", "-f", "-ttt", "-e", "trace=recvmsg,accept,accept4",
+STRACE = ["strace", "-f", "-ttt", "-T", "-e", "trace=recvmsg,accept,accept4",
           "-e", "signal=none", "-xx", "-s", "16"]
 # A connection accepted; virtiofsd blocks in accept4, so strace may print the
 # call as "accept4(5,  <unfinished ...>" and "<... accept4 resumed>...) = 9".
+# -T: a whole line is stamped when the call was entered; add the time spent in it.
 _ACCEPT = re.compile(r'^\d+\s+([\d.]+) (?:accept4?\((\d+),|<\.\.\. accept4? resumed>)'
-                     r'.*\) = (\d+)$', re.M)
+                     r'.*\) = (\d+)(?: <([\d.]+)>)?$', re.M)
 
 
 def _descendants(pid: int) -> list:
@@ -135,8 +136,9 @@ class Virtiofsd:
                 text = f.read()
         except OSError:
             return []
-        return [(float(m.group(1)), int(m.group(2) or -1), int(m.group(3)))
-                for m in _ACCEPT.finditer(text) if t0 <= float(m.group(1)) <= t1]
+        out = [(float(m.group(1)) + (float(m.group(4) or 0) if m.group(2) else 0),
+                int(m.group(2) or -1), int(m.group(3))) for m in _ACCEPT.finditer(text)]
+        return [a for a in out if t0 <= a[0] <= t1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

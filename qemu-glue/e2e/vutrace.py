@@ -20,7 +20,7 @@ import time
 # strace of recvmsg only; prepend to the backend's argv with "-o", PATH, "--".
 # (--seccomp-bpf is not here: test_vhost_user.py's daemon runs without it;
 # vubr.py adds it, its bridge makes other syscalls at packet rate.)
-STRACE = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
+STRACE = ["strace", "-f", "-ttt", "-T", "-e", "trace=recvmsg", "-e", "signal=none",
           "-xx", "-s", "16"]
 
 # hw/virtio/vhost-user.c: VhostUserRequest
@@ -47,9 +47,13 @@ INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
 # One recvmsg that returned 12, whole or as strace prints a call that another
 # traced thread interrupted ("recvmsg(10,  <unfinished ...>" and later, same
 # tid, "<... recvmsg resumed>{msg_name=...} = 12": the resumed line carries
-# the time the call returned and the header).
+# the time the call returned and the header).  -ttt stamps a whole line with
+# the time the call was entered: a backend that blocks in recvmsg (virtiofsd)
+# entered it when it began to wait, maybe long before the request came.  -T
+# adds the time spent in it, so a request's time is when recvmsg returned.
 _RX = re.compile(r'^(\d+)\s+([\d.]+) (?:recvmsg\((\d+), |<\.\.\. recvmsg resumed>)'
-                 r'\{msg_name=.*?msg_iov=\[\{iov_base="((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
+                 r'\{msg_name=.*?msg_iov=\[\{iov_base="((?:\\x[0-9a-f]{2})+)".*?\) = 12'
+                 r'(?: <([\d.]+)>)?$', re.M)
 _UNFINISHED = re.compile(r'^(\d+)\s+[\d.]+ recvmsg\((\d+), +<unfinished \.\.\.>$', re.M)
 
 
@@ -68,6 +72,8 @@ def parse_requests(text: str, t0: float = 0, t1: float = 1e18) -> list:
             continue
         fd = int(m.group(3)) if m.group(3) else pending.pop(m.group(1), -1)
         t = float(m.group(2))
+        if m.group(3) and m.group(5):       # entered at t, returned T later
+            t += float(m.group(5))
         if not t0 <= t <= t1:
             continue
         raw = bytes(int(h, 16) for h in m.group(4).split("\\x")[1:])
