@@ -413,7 +413,7 @@ def run_chain_and_reboot(vm: VM, d: vufs.Virtiofsd) -> None:
               and st2.get("bad") == 0 and st2.get("before_bad") == 0
               and st2.get("ino") == st["ino"],
               "upgrade %d: guest I/O goes on, 0 errors, the first file by the same fd: "
-              "%s -> %s" % (k, st["ops"], st2))
+              "%s -> %s" % (k, st, st2))
         st = st2
     check(d.alive() and d.sockets() == socks0,
           "virtiofsd (pid %d) and its connection are the same after 3 upgrades" % d.pid)

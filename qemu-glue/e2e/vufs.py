@@ -167,9 +167,11 @@ def fs_args(vm, sock: str, stream: bool = False, chardev: str = "vu0") -> list:
             "-device", "vhost-user-fs-pci,chardev=%s,id=fs0,tag=%s" % (chardev, TAG)]
 
 
+# Whole lines only: QEMU may be writing the last one as we read the file, and a
+# cut "ino=1096" would parse as another inode.
 _LINE = re.compile(r"FDH-FS: ops=(\d+) ioerr=(\d+) bad=(\d+) maxgap_ms=([\d.]+) at=([\d.]+) "
                    r"wgap_ms=([\d.]+) wgap_end=([\d.]+) now=([\d.]+) before_ok=(\d+) "
-                   r"before_bad=(\d+) ino=(\d+)")
+                   r"before_bad=(\d+) ino=(\d+)\r?\n")
 
 
 def fs_lines(serial: str) -> list:
