@@ -156,9 +156,18 @@ class Target:
         os.symlink(os.path.join(up["workdir"], "target-qmp.sock"),
                    vm.path(self.name + ".qmp"))
         self.qmp_path = os.path.join(up["workdir"], "target-qmp.sock")
+        self.log_path = os.path.join(up["workdir"], "target.log")
 
     def close_qmp(self) -> None:
         pass
+
+    def stderr(self) -> str:
+        """What the target wrote to its log (the driver's target.log)."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def alive(self) -> bool:
         return os.path.exists("/proc/%d" % self.pid)

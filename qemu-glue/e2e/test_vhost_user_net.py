@@ -320,8 +320,10 @@ def run_chain_and_reboot(vm: VM, br: Bridge) -> None:
     g, h = rep["guest_to_host"], rep["host_to_guest"]
     diag("after the reboot: guest->host received %d lost %d; host->guest received %d "
          "lost %d" % (g["received"], g["lost"], h["received"], h["lost"]))
-    check(g["received"] > 500 and h["received"] > 500,
-          "traffic flows both ways after the reboot (%d, %d)" % (g["received"], h["received"]))
+    # (the rebooted guest's stream under TCG on a loaded host: a few hundred a second)
+    check(g["received"] > 100 and h["received"] > 100 and g["lost"] == 0 and h["lost"] == 0,
+          "traffic flows both ways after the reboot, 0 lost (%d, %d)"
+          % (g["received"], h["received"]))
     check(br.alive() and br.connection() == conn0,
           "the bridge and its connection survived the reboot")
 
