@@ -48,6 +48,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
 from vm import VM, QMPClient  # noqa: E402
+import latecall  # noqa: E402
 import ours  # noqa: E402
 import vublk  # noqa: E402
 from vublk import DAEMON_RACE, DISK_MB, blk_status, names  # noqa: E402
@@ -202,6 +203,11 @@ def three_upgrades_zero_requests_each_then_a_guest_reboot():
 @test
 def consecutive_upgrades_under_io_no_panic_no_error():
     with_daemon("vun", run_consecutive)
+
+
+@test
+def completion_inside_the_window_reaches_the_guest():
+    with_daemon("vulate", run_late_completion)
 
 
 @test
@@ -467,6 +473,61 @@ def run_consecutive(vm: VM, daemon: "Daemon") -> None:
           "the daemon (pid %d) and its connection are the same after %d upgrades"
           % (daemon.pid, UPGRADES_N))
     check(DAEMON_RACE not in daemon.log_text(), "0 daemon panics")
+
+
+def run_late_completion(vm: VM, daemon: "Daemon") -> None:
+    """qemu-storage-daemon completes a request of the guest after the
+    source's STOP and before the target's RESUME, deterministically
+    (latecall.py: the daemon is frozen with blkverify's request in flight
+    and let go while the target waits for the commit); the call it
+    signals stays in the call eventfd, the target reads it after RESUME
+    and the guest, blocked on that one request, goes on."""
+    boot(vm, daemon)
+    st0 = wait_ops(vm.src, 0)
+    st0 = wait_ops(vm.src, st0.get("ops", 0) + 100)
+    socks0 = daemon.sockets()
+    check(latecall.freeze(daemon.pid), "the daemon is frozen")
+    time.sleep(0.5)
+    stuck = blk_status(vm.src.serial())
+    t0 = time.time()
+    try:
+        up, ev, src = latecall.upgrade(vm, QEMU, daemon.pid)
+    finally:
+        daemon.ours.append((t0, time.time() + SWITCH_SETTLE_S))
+    check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
+    check(src.wait(timeout=15) == 0, "the source exited 0")
+    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
+    daemon.stop_walls.append(t_stop)
+    check("t_call" in ev, "the daemon signalled a call eventfd once let go: %s" % ev)
+    diag("STOP %.3f, target loaded (SHUT) %+.1f ms, daemon let go, call signalled "
+         "%+.1f ms (eventfd-id: count %s), RESUME %+.1f ms"
+         % (t_stop, (ev["t_shut"] - t_stop) * 1e3, (ev["t_call"] - t_stop) * 1e3,
+            ev["hot"], (t_resume - t_stop) * 1e3))
+    check(t_stop < ev["t_call"] < t_resume,
+          "the completion was signalled after the source's STOP and before the "
+          "target's RESUME")
+    m = check_stream_manifest(up)
+    by = {(e["owner"], e["index"]): e for e in m["entries"]}
+    call0 = by.get(("vu0.call", 0), {}).get("kind_id")
+    check(call0 in ev["hot"], "the eventfd signalled is the queue's call eventfd "
+          "(vu0.call 0, eventfd-id %s)" % call0)
+    rings = [r for dv in m["devices"] if dv["owner"].startswith("/machine/peripheral/blk0")
+             for r in dv["vrings"]]
+    diag("the queue at the pause: %s" % rings)
+    check(rings and rings[0]["last_avail_idx"] != rings[0]["used_idx"],
+          "a request was in flight when the source paused: %s" % rings)
+    check(latecall.read_by(up["target_pid"], call0),
+          "the target reads that eventfd (its count drops to 0)")
+    st2 = wait_ops(src, stuck.get("ops", 0) + 100)   # the target appends to its file
+    diag("guest: blocked at ops=%s, after RESUME %s" % (stuck.get("ops"), st2))
+    check(st2.get("ops", 0) > stuck.get("ops", 0) + 100,
+          "the guest got the completion: its I/O, blocked on that request, goes on: "
+          "%s -> %s" % (stuck.get("ops"), st2.get("ops")))
+    check(st2.get("ioerr") == 0 and st2.get("bad") == 0,
+          "0 I/O errors, 0 verification failures: %s" % st2)
+    win = switch_requests(daemon, up)
+    check(not win, "0 requests from STOP-1s to RESUME+1s: %s" % names(win))
+    check(daemon.sockets() == socks0, "the daemon's connection is unchanged")
 
 
 def run_rollback(vm: VM, daemon: "Daemon") -> None:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 
 from vm import VM, QMPClient  # noqa: E402
-from faultproxy import QmpProxy, StreamProxy  # noqa: E402
+import latecall  # noqa: E402
 import ours  # noqa: E402
 import vufs  # noqa: E402
 from vutrace import INIT, names, settled_requests  # noqa: E402
@@ -261,100 +260,15 @@ def run_rollback(vm: VM, d: vufs.Virtiofsd) -> None:
           "0 I/O errors, 0 verification failures: %s" % st1)
 
 
-class Shim:
-    """What ours.upgrade() reads of vm.src: the monitor it hands the driver
-    is vm.path(name + '.qmp'), here the QMP proxy's socket."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def close_qmp(self) -> None:
-        pass
-
-
-def eventfd_counts(pid: int) -> dict:
-    """{eventfd-id: count} of the eventfds process `pid` holds."""
-    out = {}
-    fddir = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(fddir):
-        try:
-            with open(os.path.join(fddir, fd)) as f:
-                t = f.read()
-        except OSError:
-            continue
-        i = re.search(r"^eventfd-id:\s*(\d+)", t, re.M)
-        c = re.search(r"^eventfd-count:\s*(\S+)", t, re.M)
-        if i and c:
-            out[int(i.group(1))] = int(c.group(1), 16)
-    return out
-
-
-def frozen(pid: int) -> bool:
-    with open("/proc/%d/status" % pid) as f:
-        return bool(re.search(r"^State:\s*[tT]", f.read(), re.M))
-
-
 def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     st0 = boot(vm, d)
     st0 = wait_ops(vm, st0["ops"] + 100)
     socks0 = d.sockets()
-    ev = {}
-
-    def hold_shut(proxy: QmpProxy, line: bytes) -> None:
-        """The driver's migrate: a stream proxy goes on migrate.sock first,
-        holding the target's return path (its SHUT: loaded, waiting for
-        the commit)."""
-        s = StreamProxy(ev["workdir"])
-        s.hold["up"] = True
-        ev["stream"] = s
-        proxy.send_up(line)
-
-    def during(p, workdir: str) -> None:
-        ev["workdir"] = workdir
-        end = time.monotonic() + 30
-        while "stream" not in ev and time.monotonic() < end:
-            time.sleep(0.005)
-        s = ev.get("stream")
-        if not s or not s.wait(lambda s: s.shut_seen(), 20):
-            ev["error"] = "the target sent no SHUT"
-            return
-        ev["t_shut"] = time.time()
-        before = eventfd_counts(d.pid)
-        os.kill(d.pid, signal.SIGCONT)
-        # The completion: a call eventfd of virtiofsd's becomes readable.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            now = eventfd_counts(d.pid)
-            hot = {i: c for i, c in now.items() if c and not before.get(i)}
-            if hot:
-                ev["t_call"] = time.time()
-                ev["hot"] = hot
-                break
-            time.sleep(0.002)
-        ev["src_running"] = vm.qemus[0].alive()
-        s.set_hold("up", False)
-
-    name = "lateproxy"
-    src = vm.src
-    src.close_qmp()
-    proxy = QmpProxy(vm.path(name + ".qmp"), src.qmp_path, {"migrate": hold_shut})
-    vm.src = Shim(name)
     # A request of the guest's in flight, and nobody to complete it.
-    os.kill(d.pid, signal.SIGSTOP)
-    deadline = time.monotonic() + 5
-    while not frozen(d.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    check(frozen(d.pid), "virtiofsd is frozen")
+    check(latecall.freeze(d.pid), "virtiofsd is frozen")
     time.sleep(0.5)
     stuck = wait_ops(vm, 0)
-    try:
-        up = ours.upgrade(vm, QEMU, mark=False, during=during)
-    finally:
-        if d.alive():
-            os.kill(d.pid, signal.SIGCONT)
-        proxy.close()
-        if "stream" in ev:
-            ev["stream"].close()
+    up, ev, src = latecall.upgrade(vm, QEMU, d.pid)
     check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
     check(src.wait(timeout=15) == 0, "the source exited 0")
     t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
@@ -378,10 +292,8 @@ def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     diag("request queue at the pause: %s" % rings[1:])
     check(len(rings) > 1 and rings[1]["last_avail_idx"] != rings[1]["used_idx"],
           "a request was in flight when the source paused: %s" % rings[1:])
-    time.sleep(1)
-    held = eventfd_counts(up["target_pid"])
-    check(held.get(call1) == 0, "the target has read that eventfd: count %s"
-          % held.get(call1))
+    check(latecall.read_by(up["target_pid"], call1),
+          "the target reads that eventfd (its count drops to 0)")
     st2 = wait_ops(vm, stuck["ops"] + 100)
     diag("guest: blocked at ops=%d, after RESUME %s" % (stuck["ops"], st2))
     check(st2.get("ops", 0) > stuck["ops"] + 100,
