@@ -4,6 +4,7 @@
 #   FDH_QEMU_SYSTEM_X86_64_BIN ...  the patched QEMU (qemu-glue/build.sh)
 #   GUEST_* ...        the test guest (qemu-glue/guest/build.sh)
 #   FDH_CLI            the fd-handover command of this clone
+#   FDH_VIRTIOFSD      virtiofsd for the virtio-fs test (qemu-glue/virtiofsd.sh), if it can be had
 #
 # libfdhandover is installed into $FDH_CACHE/fdh-prefix, which the patched
 # QEMU links against (pkg-config, rpath).  The QEMU cache key includes the
@@ -28,4 +29,5 @@ export FDH_EXTRA_CONFIGURE="--extra-ldflags=-Wl,-rpath,$prefix/lib"
 export FDH_KEY_EXTRA="libfdhandover $(sha256sum lib/fdhandover.h | cut -c1-16)"
 bash qemu-glue/build.sh
 bash qemu-glue/guest/build.sh
+bash qemu-glue/virtiofsd.sh
 echo "FDH_CLI=$PWD/build-prefix/tools/fd-handover"

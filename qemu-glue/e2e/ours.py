@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -145,4 +146,41 @@ def signal_when(path_in_workdir: str, sig: int, *, after_s: float = 0.0,
     return during
 
 
-__all__ = ["upgrade", "signal_when", "cli_path"]
+class Target:
+    """A target started by upgrade(), as the next upgrade's source (vm.src):
+    its monitor is linked at vm.path(name + ".qmp"), where upgrade() looks."""
+
+    def __init__(self, vm: VM, up: dict):
+        self.pid = up["target_pid"]
+        self.name = os.path.relpath(os.path.join(up["workdir"], "target"), vm.workdir)
+        os.symlink(os.path.join(up["workdir"], "target-qmp.sock"),
+                   vm.path(self.name + ".qmp"))
+        self.qmp_path = os.path.join(up["workdir"], "target-qmp.sock")
+        self.log_path = os.path.join(up["workdir"], "target.log")
+
+    def close_qmp(self) -> None:
+        pass
+
+    def stderr(self) -> str:
+        """What the target wrote to its log (the driver's target.log)."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return os.path.exists("/proc/%d" % self.pid)
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float = 15.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.alive():
+            time.sleep(0.01)
+        return None if self.alive() else 0
+
+
+__all__ = ["upgrade", "signal_when", "cli_path", "Target"]

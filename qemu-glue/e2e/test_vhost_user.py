@@ -46,6 +46,7 @@ import time
 from . import HERE
 
 from .vm import VM, QMPClient
+from . import latecall
 from . import ours
 from . import vublk
 from .vublk import DAEMON_RACE, DISK_MB, blk_status, names
@@ -61,6 +62,9 @@ CLI = os.environ.get("FDH_CLI", "")
 # device: requests, and a DAEMON_RACE they trigger, can come this much later
 # and still belong to our switch.
 SWITCH_SETTLE_S = 2.0
+# consecutive_upgrades_under_io_no_panic_no_error: how many upgrades in a
+# row (CI's default keeps the run short; the note's run: 50).
+UPGRADES_N = int(os.environ.get("FDH_VU_UPGRADES_N", "5"))
 
 from .vutrace import INIT, settled_requests
 
@@ -120,32 +124,16 @@ def stop_cont(q, daemon: Daemon) -> list:
     return settled_requests(daemon, t0)
 
 
-class DaemonRace(Exception):
-    """qemu-storage-daemon 10.0 panicked on its own stop race, provably
-    outside our switch windows, and the test failed."""
-
-
 def with_daemon(tag: str, body, backend: str = "qsd") -> None:
-    """body(vm, daemon) on a fresh VM and daemon.  One retry, only when the
-    daemon hit its own race (DAEMON_RACE) at a time strace places outside
-    every switch window of ours (classify_panics); the retry is noted on the
-    test's result line.  Any other failure, a panic inside our window or
-    one that cannot be placed, or the race twice, fails the test."""
-    for attempt in (1, 2):
-        try:
-            return once_with_daemon(tag, body, backend)
-        except DaemonRace as e:
-            if attempt == 2:
-                raise Fail("the daemon's stop race struck twice: %s" % e) from e
-            note("retried: %s" % e)
-
-
-def once_with_daemon(tag: str, body, backend: str = "qsd") -> None:
+    """body(vm, daemon) on a fresh VM and daemon.  No retry: a daemon panic
+    (DAEMON_RACE) anywhere fails the test (classify_panics says where it
+    was).  Patch 0019 lets the backend drain before any real stop of the
+    rings, and an upgrade stops none."""
     with VM(queues=1, tag=tag, keep_workdir=bool(os.environ.get("FDH_E2E_KEEP"))) as vm:
         daemon = Daemon(vm, backend)
         try:
             body(vm, daemon)
-        except Exception as e:  # noqa: BLE001 (re-raised unless DAEMON_RACE explains it)
+        except Exception as e:  # noqa: BLE001 (re-raised, with the panic if any)
             classify_panics(daemon, e)
             raise
         finally:
@@ -156,14 +144,9 @@ def once_with_daemon(tag: str, body, backend: str = "qsd") -> None:
 
 
 def classify_panics(daemon: Daemon, err) -> None:
-    """Judge the daemon's DAEMON_RACE panics, if any, after the body ended
-    (err: its exception, None when it passed).
-
-    Inside one of our switch windows: Fail, whether or not the body failed
-    (the panic may come from the handover).  Said in the log but not found
-    in the trace: Fail (it cannot be placed).  All outside our windows:
-    DaemonRace when the body failed (with_daemon retries), a diagnostic when
-    it passed.  No panic: nothing (the caller re-raises err)."""
+    """Fail if the daemon panicked (DAEMON_RACE), saying when: inside one of
+    our switch windows or not, relative to each upgrade's STOP (err: the
+    body's exception, None when it passed)."""
     if DAEMON_RACE not in daemon.log_text():
         return
     times = daemon.panics()
@@ -176,19 +159,11 @@ def classify_panics(daemon: Daemon, err) -> None:
     why = ": %s: %s" % (type(err).__name__, err) if err else ""
     if not times:
         raise Fail("the daemon panicked (%s) but its trace shows no failed eventfd "
-                   "write: the panic cannot be placed, so it is not retried%s"
-                   % (DAEMON_RACE, why)) from err
+                   "write%s" % (DAEMON_RACE, why)) from err
     inside = [t for t in times if any(a <= t <= b for a, b in daemon.ours)]
-    if inside:
-        raise Fail("the daemon panicked (%s) inside our switch window at %.3f (%s; "
-                   "windows %s)%s" % (DAEMON_RACE, inside[0], where(inside[0]),
-                                      windows, why)) from err
-    said = "the daemon's stop race (%s) at %s (%s), outside our switch windows %s" % (
-        DAEMON_RACE, " ".join("%.3f" % t for t in times), where(times[0]), windows)
-    if err is None:
-        diag("passed although %s" % said)
-        return
-    raise DaemonRace("%s%s" % (said, why)) from err
+    raise Fail("the daemon panicked (%s) at %s (%s), %s our switch windows %s%s" % (
+        DAEMON_RACE, " ".join("%.3f" % t for t in times), where(times[0]),
+        "inside" if inside else "outside", windows, why)) from err
 
 
 @test
@@ -221,6 +196,16 @@ def target_outlives_the_death_of_its_adopted_backend():
 @test
 def three_upgrades_zero_requests_each_then_a_guest_reboot():
     with_daemon("vuchain", run_chain_and_reboot)
+
+
+@test
+def consecutive_upgrades_under_io_no_panic_no_error():
+    with_daemon("vun", run_consecutive)
+
+
+@test
+def completion_inside_the_window_reaches_the_guest():
+    with_daemon("vulate", run_late_completion)
 
 
 @test
@@ -338,10 +323,9 @@ def run_keeps_its_backend_connection(vm: VM, daemon: "Daemon") -> None:
     # (with QEMU 10.0 and qemu-storage-daemon 10.0: SET_VRING_ENABLE
     # GET_VRING_BASE SET_FEATURES SET_VRING_CALL SET_FEATURES
     # SET_VRING_NUM SET_VRING_BASE SET_VRING_ADDR SET_VRING_KICK
-    # SET_VRING_ENABLE).  Done last: the daemon's own stop race
-    # (DAEMON_RACE) can strike at any stop and stall the guest, and the
-    # checks above are about the upgrade.  If it strikes here, the test
-    # fails and with_daemon retries it (the panic is outside our window).
+    # SET_VRING_ENABLE).  Done last: the checks above are about the
+    # upgrade.  The daemon's own stop race (DAEMON_RACE) at this real stop
+    # is what patch 0019's drain prevents: a panic fails the test.
     with QMPClient(os.path.join(up["workdir"], "target-qmp.sock")) as q:
         sc = stop_cont(q, daemon)
     diag("stop/cont of one QEMU: %d requests: %s" % (len(sc), " ".join(names(sc))))
@@ -385,34 +369,6 @@ def check_stream_manifest(up: dict) -> dict:
     return m
 
 
-class Target:
-    """A target started by the driver, the next upgrade's source."""
-
-    def __init__(self, vm: VM, up: dict):
-        self.pid = up["target_pid"]
-        self.name = os.path.relpath(os.path.join(up["workdir"], "target"),
-                                    vm.workdir)
-        os.symlink(os.path.join(up["workdir"], "target-qmp.sock"),
-                   vm.path(self.name + ".qmp"))
-        self.qmp_path = os.path.join(up["workdir"], "target-qmp.sock")
-
-    def close_qmp(self) -> None:
-        pass
-
-    def alive(self) -> bool:
-        return os.path.exists("/proc/%d" % self.pid)
-
-    def kill(self) -> None:
-        if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
-
-    def wait(self, timeout: float = 15.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self.alive():
-            time.sleep(0.01)
-        return None if self.alive() else 0
-
-
 def chain_serial(vm: VM) -> str:
     """The guest's console across a chain of upgrades: the first QEMU's file,
     then each target's ("PATH.new", "PATH.new.new", ...)."""
@@ -443,7 +399,7 @@ def run_chain_and_reboot(vm: VM, daemon: "Daemon") -> None:
         diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
              % (k, up.get("stop_to_resume_ms"), len(win)))
         check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
-        vm.src = Target(vm, up)
+        vm.src = ours.Target(vm, up)
         vm.qemus.append(vm.src)
         time.sleep(1)
         st2 = blk_status(chain_serial(vm))
@@ -474,6 +430,102 @@ def run_chain_and_reboot(vm: VM, daemon: "Daemon") -> None:
           "after the reboot the disk works, 0 errors: %s" % last)
     check("GET_VRING_BASE" in names(rb) and "SET_VRING_ADDR" in names(rb),
           "the reboot stopped and restarted the rings: %s" % names(rb))
+
+
+def run_consecutive(vm: VM, daemon: "Daemon") -> None:
+    """UPGRADES_N upgrades in a row of one guest whose disk is under I/O
+    (blkverify): every upgrade succeeds with 0 requests to the daemon from
+    its STOP - 1 s to its RESUME + 1 s, the guest's I/O goes on with 0
+    errors after each, the daemon never panics (with_daemon fails on any
+    DAEMON_RACE) and keeps its pid and connection."""
+    boot(vm, daemon)
+    st = wait_ops(vm.src, 0)
+    socks0 = daemon.sockets()
+    s2r = []
+    for k in range(1, UPGRADES_N + 1):
+        src = vm.src
+        up = upgrade(vm, daemon)
+        check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
+        check(src.wait(timeout=15) in (0, None), "upgrade %d: the source exited" % k)
+        win = switch_requests(daemon, up)
+        check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
+        check(not daemon.raced(), "upgrade %d: the daemon did not panic" % k)
+        s2r.append(up.get("stop_to_resume_ms") or 0)
+        vm.src = ours.Target(vm, up)
+        vm.qemus.append(vm.src)
+        deadline = time.monotonic() + 30
+        st2 = {}
+        while time.monotonic() < deadline:
+            st2 = blk_status(chain_serial(vm))
+            if st2.get("ops", 0) > st.get("ops", 0) + 20:
+                break
+            time.sleep(0.2)
+        check(st2.get("ops", 0) > st.get("ops", 0) + 20 and st2.get("ioerr") == 0
+              and st2.get("bad") == 0,
+              "upgrade %d: guest I/O goes on, 0 errors: %s -> %s" % (k, st.get("ops"), st2))
+        st = st2
+    s2r.sort()
+    diag("%d upgrades, 0 requests each; STOP->RESUME min/median/max %.1f/%.1f/%.1f ms; "
+         "guest: %s" % (UPGRADES_N, s2r[0], s2r[len(s2r) // 2], s2r[-1], st))
+    check(daemon.alive() and daemon.sockets() == socks0,
+          "the daemon (pid %d) and its connection are the same after %d upgrades"
+          % (daemon.pid, UPGRADES_N))
+    check(DAEMON_RACE not in daemon.log_text(), "0 daemon panics")
+
+
+def run_late_completion(vm: VM, daemon: "Daemon") -> None:
+    """qemu-storage-daemon completes a request of the guest after the
+    source's STOP and before the target's RESUME, deterministically
+    (latecall.py: the daemon is frozen with blkverify's request in flight
+    and let go while the target waits for the commit); the call it
+    signals stays in the call eventfd, the target reads it after RESUME
+    and the guest, blocked on that one request, goes on."""
+    boot(vm, daemon)
+    st0 = wait_ops(vm.src, 0)
+    st0 = wait_ops(vm.src, st0.get("ops", 0) + 100)
+    socks0 = daemon.sockets()
+    check(latecall.freeze(daemon.pid), "the daemon is frozen")
+    time.sleep(0.5)
+    stuck = blk_status(vm.src.serial())
+    t0 = time.time()
+    try:
+        up, ev, src = latecall.upgrade(vm, QEMU, daemon.pid)
+    finally:
+        daemon.ours.append((t0, time.time() + SWITCH_SETTLE_S))
+    check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
+    check(src.wait(timeout=15) == 0, "the source exited 0")
+    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
+    daemon.stop_walls.append(t_stop)
+    check("t_call" in ev, "the daemon signalled a call eventfd once let go: %s" % ev)
+    diag("STOP %.3f, target loaded (SHUT) %+.1f ms, daemon let go, call signalled "
+         "%+.1f ms (eventfd-id: count %s), RESUME %+.1f ms"
+         % (t_stop, (ev["t_shut"] - t_stop) * 1e3, (ev["t_call"] - t_stop) * 1e3,
+            ev["hot"], (t_resume - t_stop) * 1e3))
+    check(t_stop < ev["t_call"] < t_resume,
+          "the completion was signalled after the source's STOP and before the "
+          "target's RESUME")
+    m = check_stream_manifest(up)
+    by = {(e["owner"], e["index"]): e for e in m["entries"]}
+    call0 = by.get(("vu0.call", 0), {}).get("kind_id")
+    check(call0 in ev["hot"], "the eventfd signalled is the queue's call eventfd "
+          "(vu0.call 0, eventfd-id %s)" % call0)
+    rings = [r for dv in m["devices"] if dv["owner"].startswith("/machine/peripheral/blk0")
+             for r in dv["vrings"]]
+    diag("the queue at the pause: %s" % rings)
+    check(rings and rings[0]["last_avail_idx"] != rings[0]["used_idx"],
+          "a request was in flight when the source paused: %s" % rings)
+    check(latecall.read_by(up["target_pid"], call0),
+          "the target reads that eventfd (its count drops to 0)")
+    st2 = wait_ops(src, stuck.get("ops", 0) + 100)   # the target appends to its file
+    diag("guest: blocked at ops=%s, after RESUME %s" % (stuck.get("ops"), st2))
+    check(st2.get("ops", 0) > stuck.get("ops", 0) + 100,
+          "the guest got the completion: its I/O, blocked on that request, goes on: "
+          "%s -> %s" % (stuck.get("ops"), st2.get("ops")))
+    check(st2.get("ioerr") == 0 and st2.get("bad") == 0,
+          "0 I/O errors, 0 verification failures: %s" % st2)
+    win = switch_requests(daemon, up)
+    check(not win, "0 requests from STOP-1s to RESUME+1s: %s" % names(win))
+    check(daemon.sockets() == socks0, "the daemon's connection is unchanged")
 
 
 def run_rollback(vm: VM, daemon: "Daemon") -> None:

@@ -24,7 +24,7 @@ from array import array
 from typing import Optional
 
 from .vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
-                     settled_requests, socket_inodes)
+                     parse_requests, settled_requests, socket_inodes)
 
 DISK_MB = 64
 BS = 4096
@@ -40,9 +40,8 @@ MAGIC = 0x46444842          # "FDHB", blkverify.c
 # eventfd write behind each such panic, from the daemon's strace.
 DAEMON_RACE = "Error writing eventfd"
 
-_RECV = re.compile(r'^\d+\s+([\d.]+) recvmsg\((\d+), \{msg_name=.*?msg_iov=\[\{iov_base="'
-                   r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
-_ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)$', re.M)
+# -T: the time spent in the call follows; the connection came when it returned
+_ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)(?: <([\d.]+)>)?$', re.M)
 # An 8-byte write that failed with EBADF: libvhost-user's eventfd_write() to
 # a call fd that is gone (DAEMON_RACE).  strace may split it in two lines
 # when another thread's syscall comes in between ("<... write resumed>").
@@ -94,7 +93,7 @@ class Daemon:
             raise ValueError("vhost-user-blk backend %r with %d exports" % (backend, exports))
         # write: to time DAEMON_RACE (panics()); the daemon stops at every
         # syscall under strace anyway, the filter only decides what is printed.
-        argv = ["strace", "-f", "-ttt", "-e", "trace=recvmsg,accept,accept4,write",
+        argv = ["strace", "-f", "-ttt", "-T", "-e", "trace=recvmsg,accept,accept4,write",
                 "-e", "signal=none", "-xx", "-s", "16", "-o", self.trace, "--"] + cmd
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
@@ -142,17 +141,7 @@ class Daemon:
     def messages(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, fd, name) of each vhost-user request received in [t0, t1] (wall
         clock, strace -ttt); fd is the daemon's connection fd (one per front end)."""
-        out = []
-        for m in _RECV.finditer(self._trace_text()):
-            t = float(m.group(1))
-            if not t0 <= t <= t1:
-                continue
-            raw = bytes(int(h, 16) for h in m.group(3).split("\\x")[1:])
-            if len(raw) < 4:
-                continue
-            req = struct.unpack("<I", raw[:4])[0]
-            out.append((t, int(m.group(2)), REQUESTS.get(req, "REQ_%d" % req)))
-        return out
+        return parse_requests(self._trace_text(), t0, t1)
 
     def requests(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""
@@ -160,9 +149,9 @@ class Daemon:
 
     def accepts(self, t0: float = 0, t1: float = 1e18) -> list:
         """(time, listening fd, new fd) of each connection the daemon accepted in [t0, t1]."""
-        return [(float(m.group(1)), int(m.group(2)), int(m.group(3)))
-                for m in _ACCEPT.finditer(self._trace_text())
-                if t0 <= float(m.group(1)) <= t1]
+        out = [(float(m.group(1)) + float(m.group(4) or 0), int(m.group(2)),
+                int(m.group(3))) for m in _ACCEPT.finditer(self._trace_text())]
+        return [a for a in out if t0 <= a[0] <= t1]
 
     def settled_requests(self, t0: float, quiet: float = 0.5, timeout: float = 10.0) -> list:
         """The requests since t0, once none came for `quiet` s."""

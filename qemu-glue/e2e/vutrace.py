@@ -20,7 +20,7 @@ import time
 # strace of recvmsg only; prepend to the backend's argv with "-o", PATH, "--".
 # (--seccomp-bpf is not here: test_vhost_user.py's daemon runs without it;
 # vubr.py adds it, its bridge makes other syscalls at packet rate.)
-STRACE = ["strace", "-f", "-ttt", "-e", "trace=recvmsg", "-e", "signal=none",
+STRACE = ["strace", "-f", "-ttt", "-T", "-e", "trace=recvmsg", "-e", "signal=none",
           "-xx", "-s", "16"]
 
 # hw/virtio/vhost-user.c: VhostUserRequest
@@ -37,35 +37,62 @@ REQUESTS = {
     28: "POSTCOPY_ADVISE", 29: "POSTCOPY_LISTEN", 30: "POSTCOPY_END",
     31: "GET_INFLIGHT_FD", 32: "SET_INFLIGHT_FD", 33: "GPU_SET_SOCKET",
     34: "RESET_DEVICE", 36: "GET_MAX_MEM_SLOTS", 37: "ADD_MEM_REG",
-    38: "REM_MEM_REG", 39: "SET_STATUS", 40: "GET_STATUS",
+    38: "REM_MEM_REG", 39: "SET_STATUS", 40: "GET_STATUS", 41: "GET_SHARED_OBJECT",
+    42: "SET_DEVICE_STATE_FD", 43: "CHECK_DEVICE_STATE",
 }
 # What a new connection (or a re-initialised one) sends.
 INIT = {"SET_OWNER", "GET_FEATURES", "SET_FEATURES", "RESET_OWNER",
         "RESET_DEVICE", "GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES"}
 
-_RX = re.compile(r'^\d+\s+([\d.]+) recvmsg\(\d+, \{msg_name=.*?msg_iov=\[\{iov_base="'
-                 r'((?:\\x[0-9a-f]{2})+)".*?\) = 12$', re.M)
+# One recvmsg that returned 12, whole or as strace prints a call that another
+# traced thread interrupted ("recvmsg(10,  <unfinished ...>" and later, same
+# tid, "<... recvmsg resumed>{msg_name=...} = 12": the resumed line carries
+# the time the call returned and the header).  -ttt stamps a whole line with
+# the time the call was entered: a backend that blocks in recvmsg (virtiofsd)
+# entered it when it began to wait, maybe long before the request came.  -T
+# adds the time spent in it, so a request's time is when recvmsg returned.
+_RX = re.compile(r'^(\d+)\s+([\d.]+) (?:recvmsg\((\d+), |<\.\.\. recvmsg resumed>)'
+                 r'\{msg_name=.*?msg_iov=\[\{iov_base="((?:\\x[0-9a-f]{2})+)".*?\) = 12'
+                 r'(?: <([\d.]+)>)?$', re.M)
+_UNFINISHED = re.compile(r'^(\d+)\s+[\d.]+ recvmsg\((\d+), +<unfinished \.\.\.>$', re.M)
+
+
+def parse_requests(text: str, t0: float = 0, t1: float = 1e18) -> list:
+    """(time, fd, name) of each vhost-user request header in an strace -f -ttt -xx
+    of recvmsg (see STRACE) received in [t0, t1] (wall clock); fd: the connection
+    it came on (one per front end)."""
+    pending = {}    # tid -> fd of its unfinished recvmsg
+    events = sorted([(m.start(), "u", m) for m in _UNFINISHED.finditer(text)] +
+                    [(m.start(), "r", m) for m in _RX.finditer(text)],
+                    key=lambda e: e[0])
+    out = []
+    for _, kind, m in events:
+        if kind == "u":
+            pending[m.group(1)] = int(m.group(2))
+            continue
+        fd = int(m.group(3)) if m.group(3) else pending.pop(m.group(1), -1)
+        t = float(m.group(2))
+        if m.group(3) and m.group(5):       # entered at t, returned T later
+            t += float(m.group(5))
+        if not t0 <= t <= t1:
+            continue
+        raw = bytes(int(h, 16) for h in m.group(4).split("\\x")[1:])
+        if len(raw) < 4:
+            continue
+        req = struct.unpack("<I", raw[:4])[0]
+        out.append((t, fd, REQUESTS.get(req, "REQ_%d" % req)))
+    return out
 
 
 def requests(trace_path: str, t0: float = 0, t1: float = 1e18) -> list:
     """(time, name) of each vhost-user request received in [t0, t1] (wall
     clock), from an strace -f -ttt -xx of recvmsg (see STRACE)."""
-    out = []
     try:
         with open(trace_path, errors="replace") as f:
             text = f.read()
     except OSError:
-        return out
-    for m in _RX.finditer(text):
-        t = float(m.group(1))
-        if not t0 <= t <= t1:
-            continue
-        raw = bytes(int(h, 16) for h in m.group(2).split("\\x")[1:])
-        if len(raw) < 4:
-            continue
-        req = struct.unpack("<I", raw[:4])[0]
-        out.append((t, REQUESTS.get(req, "REQ_%d" % req)))
-    return out
+        return []
+    return [(t, n) for t, _, n in parse_requests(text, t0, t1)]
 
 
 def names(reqs: list) -> list:

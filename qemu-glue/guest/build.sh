@@ -5,7 +5,8 @@
 #                      on), fetched with `apt-get download`, unpacked with `dpkg-deb -x` into the
 #                      cache (never installed, /boot untouched)
 #   initramfs        : cpio newc + gzip: busybox-static (also only downloaded + unpacked), /init,
-#                      the virtio modules (dependency order), static gueststream
+#                      the virtio modules and virtiofs (dependency order), static gueststream,
+#                      blkverify, fsverify
 #   host side        : peer (static), the traffic endpoint that runs inside the test netns
 #
 # The steps it shares with vhostnet/build.sh are lib.sh's.
@@ -22,9 +23,9 @@ GDIR="$(dirname "$SCRIPT")"
 FDH_CACHE="${FDH_CACHE:-/var/cache/fd-handover}"
 DEB_CACHE="$FDH_CACHE/debs"
 KERNEL_SERIES="6.1"
-# Wanted modules; their dependencies (failover, net_failover, virtio, virtio_ring,
+# Wanted modules; their dependencies (fuse for virtiofs, failover, net_failover, virtio, virtio_ring,
 # virtio_pci_modern_dev, virtio_pci_legacy_dev) are resolved from each .ko's modinfo.
-MODULES_WANTED=(virtio_pci virtio_net virtio_blk)
+MODULES_WANTED=(virtio_pci virtio_net virtio_blk virtiofs)
 LOG_TAG=guest/build.sh
 # shellcheck source=lib.sh
 . "$GDIR/lib.sh"
@@ -61,15 +62,17 @@ CFLAGS=(-O2 -Wall -Wextra -Werror -static -I"$GDIR/src")
 gcc "${CFLAGS[@]}" -o "$TMP/gueststream" "$GDIR/src/gueststream.c"
 gcc "${CFLAGS[@]}" -o "$TMP/peer" "$GDIR/src/peer.c"
 gcc "${CFLAGS[@]}" -o "$TMP/blkverify" "$GDIR/src/blkverify.c"
-strip "$TMP/gueststream" "$TMP/peer" "$TMP/blkverify"
+gcc "${CFLAGS[@]}" -o "$TMP/fsverify" "$GDIR/src/fsverify.c"
+strip "$TMP/gueststream" "$TMP/peer" "$TMP/blkverify" "$TMP/fsverify"
 
 # ---------------------------------------------------------------------------- initramfs
 R="$TMP/root"
 mkdir -p "$R"/{bin,usr/bin,usr/sbin}
 cp "$TMP/gueststream" "$R/bin/gueststream"
 cp "$TMP/blkverify" "$R/bin/blkverify"
+cp "$TMP/fsverify" "$R/bin/fsverify"
 cp "$GDIR/init" "$R/init"
-chmod 755 "$R/init" "$R/bin/gueststream" "$R/bin/blkverify"
+chmod 755 "$R/init" "$R/bin/gueststream" "$R/bin/blkverify" "$R/bin/fsverify"
 guest_initramfs "$R" "$BDEB" fdh-modules "$TMP/initrd.img"
 rm -rf "$TMP/kroot"
 

@@ -1,0 +1,127 @@
+"""A backend's completion inside the switch window, made deterministic (stdlib only).
+
+Shared by test_virtiofs.py and test_vhost_user.py.  The backend is frozen (SIGSTOP) while
+the guest has a request in flight (freeze()); upgrade() then runs `fd-handover upgrade`
+with the target's return path held by faultproxy.py's StreamProxy, so that once the
+target has loaded and sent its SHUT it waits for the commit while the source is stopped:
+both QEMUs paused.  Only then is the backend let go (SIGCONT); it completes the request
+and signals the queue's call eventfd, which upgrade() sees become readable in the
+backend's /proc/PID/fdinfo (eventfd-count), before it lets the SHUT through.  The test
+then checks that this happened between the source's STOP and the target's RESUME, that
+the eventfd is the queue's call eventfd of the manifest, that the target read it, and
+that the guest, blocked on that request, goes on.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+from . import ours
+from .faultproxy import QmpProxy, StreamProxy
+
+
+class Shim:
+    """What ours.upgrade() reads of vm.src: the monitor it hands the driver
+    is vm.path(name + '.qmp'), here the QMP proxy's socket."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def close_qmp(self) -> None:
+        pass
+
+
+def eventfd_counts(pid: int) -> dict:
+    """{eventfd-id: count} of the eventfds process `pid` holds."""
+    out = {}
+    fddir = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fddir):
+        try:
+            with open(os.path.join(fddir, fd)) as f:
+                t = f.read()
+        except OSError:
+            continue
+        i = re.search(r"^eventfd-id:\s*(\d+)", t, re.M)
+        c = re.search(r"^eventfd-count:\s*(\S+)", t, re.M)
+        if i and c:
+            out[int(i.group(1))] = int(c.group(1), 16)
+    return out
+
+
+def frozen(pid: int) -> bool:
+    with open("/proc/%d/status" % pid) as f:
+        return bool(re.search(r"^State:\s*[tT]", f.read(), re.M))
+
+
+def read_by(pid: int, eventfd_id: int, timeout: float = 2.0) -> bool:
+    """Whether process `pid` reads eventfd `eventfd_id`: its count is seen at 0
+    within `timeout` (sampled; the guest's I/O goes on, so later completions
+    raise it again, but an eventfd nobody reads never drops back to 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if eventfd_counts(pid).get(eventfd_id) == 0:
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+def freeze(pid: int, timeout: float = 5.0) -> bool:
+    """SIGSTOP the backend; True once it is stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while not frozen(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return frozen(pid)
+
+
+def upgrade(vm, qemu: str, pid: int) -> tuple:
+    """Upgrade vm.src to `qemu` with the frozen backend `pid` let go only while both
+    QEMUs are paused (see the module's doc).  Returns (the driver's report, ev, the
+    source): ev has t_shut (wall clock: the target's SHUT seen), t_call (an eventfd of
+    the backend became readable) and hot ({eventfd-id: count} of those), or error."""
+    ev: dict = {}
+
+    def hold_shut(proxy: QmpProxy, line: bytes) -> None:
+        s = StreamProxy(ev["workdir"])
+        s.hold["up"] = True
+        ev["stream"] = s
+        proxy.send_up(line)
+
+    def during(p, workdir: str) -> None:
+        ev["workdir"] = workdir
+        end = time.monotonic() + 30
+        while "stream" not in ev and time.monotonic() < end:
+            time.sleep(0.005)
+        s = ev.get("stream")
+        if not s or not s.wait(lambda s: s.shut_seen(), 20):
+            ev["error"] = "the target sent no SHUT"
+            return
+        ev["t_shut"] = time.time()
+        before = eventfd_counts(pid)
+        os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            hot = {i: c for i, c in eventfd_counts(pid).items() if c and not before.get(i)}
+            if hot:
+                ev["t_call"] = time.time()
+                ev["hot"] = hot
+                break
+            time.sleep(0.002)
+        s.set_hold("up", False)
+
+    name = "lateproxy"
+    src = vm.src
+    src.close_qmp()
+    proxy = QmpProxy(vm.path(name + ".qmp"), src.qmp_path, {"migrate": hold_shut})
+    vm.src = Shim(name)
+    try:
+        up = ours.upgrade(vm, qemu, mark=False, during=during)
+    finally:
+        if os.path.exists("/proc/%d" % pid):
+            os.kill(pid, signal.SIGCONT)
+        proxy.close()
+        if "stream" in ev:
+            ev["stream"].close()
+    return up, ev, src
