@@ -43,12 +43,48 @@ def _window_rows(rows, t0, t1, slack=0.5e-3):
     return [r for r in rows if t0 - slack <= r[0] <= t1 + slack]
 
 
+MILESTONES = (
+    ("source", "ckpt src-vm-stopped", "vCPUs stopped, state handlers run"),
+    ("source", "ckpt src-iterable-saved", "migration thread set up, RAM section done"),
+    ("source", "ckpt src-non-iterable-saved", "every device section saved, EOF"),
+    ("target", "ckpt dst-precopy-loadvm-completed", "every section loaded and checked"),
+    ("target", "ckpt dst-precopy-bh-enter", "target sends SHUT (ours) / starts (stock)"),
+    ("source", "qemu:source_return_path_thread_shut", "source takes SHUT"),
+    ("source", "ckpt src-fd-handover-committed", "source wrote FDHCOMIT"),
+    ("target", "ckpt dst-precopy-bh-committed", "target read the commit"),
+    ("target", "vm running", "RESUME (vm_start, TAP activation)"),
+    ("target", "QMP RESUME", "RESUME"),
+    ("source", "ckpt src-downtime-end", "source's downtime ends"),
+    ("source", "fd_handover_fenced", "source fenced the handed fds"),
+)
+
+
+def _milestones(rows, t0):
+    """The window in a few lines: when each milestone came, and the sums of
+    the device sections' save and load durations QEMU measured."""
+    out = []
+    for side, name, what in MILESTONES:
+        hit = [t for t, _, s, n in rows if s == side and n.split(" first:")[0].startswith(name)]
+        if hit:
+            out.append("%-8s %9.3f  %s (%s)" % (side, (min(hit) - t0) * 1e3, what, name))
+    for side, kind in (("source", "save "), ("target", "load ")):
+        d = [(dur, n) for _, dur, s, n in rows if s == side and n.startswith(kind)]
+        if d:
+            top = sorted(d, reverse=True)[:3]
+            out.append("%-8s %9.3f  sum of %d %ssections (largest: %s)" % (
+                side, sum(x for x, _ in d) * 1e3, len(d), kind,
+                ", ".join("%s %.3f" % (n[5:], x * 1e3) for x, n in top)))
+    return out
+
+
 def _print_window(title, rows, t0):
     lines = ["%s (ms from the source's STOP)" % title,
              "%-8s %9s %9s  %s" % ("side", "start", "dur", "step")]
     for t, dur, side, what in sorted(rows):
         lines.append("%-8s %9.3f %9.3f  %s" % (side, (t - t0) * 1e3,
                                                dur * 1e3 if dur else 0.0, what))
+    lines.append("milestones (ms from the source's STOP):")
+    lines += _milestones(rows, t0)
     text = "\n".join(lines)
     log(text)
     return text
