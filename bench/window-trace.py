@@ -125,6 +125,7 @@ def v_fd_handover_traced(src_bin, dst_bin, vm):
     if "Tracing" not in buf:
         tr.kill()
         raise RuntimeError("fd-handover trace did not start: %s" % buf[-500:])
+    t_begin_wall = time.time()
     try:
         up = ours.upgrade(vm, dst_bin)
     finally:
@@ -155,6 +156,7 @@ def v_fd_handover_traced(src_bin, dst_bin, vm):
                               "downtime_ms", "migrate_running_ms", "stop_wall",
                               "resume_wall", "target_pid") if k in up}
     out["stop_resume_ms"] = up.get("stop_to_resume_ms")
+    out["t_begin_wall"] = t_begin_wall      # the vhost-user-blk columns need it
     out["target_serial"] = vm.src.serial_path + ".new"
     out["source_rc"] = vm.src.wait(timeout=15)
     if t_stop and t_resume:
