@@ -535,6 +535,43 @@ static bool state_label(const char *probe, const struct ht_event *e,
 }
 
 /*
+ * The steps of QEMU's downtime, a row per hit: vmstate_downtime_checkpoint
+ * is an instant ("ckpt src-vm-stopped"); vmstate_downtime_save/_load fire
+ * after one device's section with its duration in us (the 4th argument),
+ * so the row starts that long before the probe.  The fd_handover_*
+ * events of the patch series are a row per hit too, with their arguments.
+ */
+static int downtime_row(struct builder *b, const struct ht_event *e, const char *name)
+{
+	char label[HT_PROBE_NAME_LEN];
+	const char *str = e->usdt.str[0] ? e->usdt.str : "?";
+	uint64_t us = 0;
+	struct ht_phase_row *row;
+
+	if (strcmp(name, "vmstate_downtime_checkpoint") == 0) {
+		snprintf(label, sizeof(label), "ckpt %.40s", str);
+	} else if (strcmp(name, "vmstate_downtime_save") == 0 ||
+		   strcmp(name, "vmstate_downtime_load") == 0) {
+		snprintf(label, sizeof(label), "%s %.40s", name[17] == 's' ? "save" : "load", str);
+		if (e->usdt.nargs >= 4 && e->usdt.args[3] > 0)
+			us = (uint64_t)e->usdt.args[3];
+	} else if (strncmp(name, "fd_handover_", 12) == 0) {
+		/* the patch series' own steps: few, and each one matters */
+		row = new_row(b, e, name, 0);
+		if (!row)
+			return -ENOMEM;
+		snprintf(row->detail, sizeof(row->detail), "%lld %lld %lld",
+			 (long long)e->usdt.args[0], (long long)e->usdt.args[1],
+			 (long long)e->usdt.args[2]);
+		return 0;
+	} else {
+		return 1;
+	}
+	row = new_row(b, e, label, us && us * 1000 < e->ts ? e->ts - us * 1000 : 0);
+	return row ? 0 : -ENOMEM;
+}
+
+/*
  * runstate_set, vm_state_notify and migrate_set_state open a state that
  * lasts until the next one of that probe in the same process; every other
  * probe is one collapsed row.
@@ -547,7 +584,10 @@ static int other_phase(struct builder *b, const struct ht_event *e)
 	struct ht_phase_row *row;
 	struct keyed *k;
 	char label[HT_PROBE_NAME_LEN];
+	int d = downtime_row(b, e, name);
 
+	if (d <= 0)
+		return d;
 	if (state_label(name, e, label, sizeof(label))) {
 		k = keyed(b, (pid_t)e->pid, e->usdt.probe, true);
 		if (k)

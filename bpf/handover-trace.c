@@ -116,6 +116,11 @@ static const struct {
 	{ "vhost_dev_stop", 0 },
 	{ "vhost_commit", 0 },
 	{ "tap_*", 0 },
+	/* the steps inside STOP -> RESUME, one row per hit (issue 15) */
+	{ "vmstate_downtime_checkpoint", 1 },	/* (checkpoint) */
+	{ "vmstate_downtime_save", 2 },		/* (type, idstr, id, us) */
+	{ "vmstate_downtime_load", 2 },		/* (type, idstr, id, us) */
+	{ "fd_handover_*", 0 },
 };
 
 #define QEMU_TB_PROBE "translate_block"

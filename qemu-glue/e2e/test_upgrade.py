@@ -173,8 +173,9 @@ def wait_no_target(workdir: str, timeout: float = 10.0) -> list:
     return targets_of(workdir)
 
 
-def upgrade_with_traffic(queues: int, uid=None) -> None:
-    with VM(queues=queues, uid=uid, gid=uid, tag="up%d" % queues) as vm:
+def upgrade_with_traffic(queues: int, uid=None, accel: str = "tcg") -> None:
+    with VM(queues=queues, uid=uid, gid=uid, tag="up%d" % queues,
+            accel=accel) as vm:
         boot(vm)
         up = ours.upgrade(vm, QEMU)
         rep = traffic_report(vm)
@@ -194,6 +195,15 @@ def single_queue_upgrade_loses_no_packet():
 @test
 def two_queue_upgrade_loses_no_packet():
     upgrade_with_traffic(queues=2)
+
+
+@test
+def kvm_upgrade_loses_no_packet():
+    """The same upgrade with -accel kvm on both sides, where a KVM guest runs."""
+    why = vm_mod.kvm_unusable(QEMU)
+    if why:
+        raise Skip("KVM: " + why)
+    upgrade_with_traffic(queues=1, accel="kvm")
 
 
 @test

@@ -44,14 +44,15 @@ GUEST_DIR = os.path.join(GLUE_DIR, "guest")
 
 from .qmp import QMPClient, QMPError, QMPConnectionError, QMPTimeout
 
-__all__ = ["VM", "Qemu", "Peer", "Netns", "build_guest", "QMPClient", "QMPError",
+__all__ = ["VM", "Qemu", "Peer", "Netns", "build_guest", "kvm_unusable", "accel_for", "QMPClient", "QMPError",
            "QMPConnectionError", "QMPTimeout", "mono", "qmp_event_mono", "log",
            "host_drops", "drops_line", "drops_verdict", "on_traffic_report"]
 
 # The accelerator every e2e guest runs under, the one place that decides:
 # TCG.  /dev/kvm on the CI machine creates VMs but their guests hang, and
 # TCG's timing is what the tests' bounds are set for.  A test may offer
-# FDH_ACCEL=kvm for a host where KVM works (test_vhost_net_kernel.py).
+# FDH_ACCEL=kvm for a host where KVM works (test_vhost_net_kernel.py), or
+# ask kvm_unusable() and run a KVM variant where a guest truly runs.
 ACCEL = "tcg"
 
 HOST_IP = "10.99.0.1"
@@ -413,6 +414,71 @@ def drops_verdict(rep: dict) -> str:
     return " | ".join(parts) or "nothing lost; counters moved (see above)"
 
 
+# ------------------------------------------------------------------------------------ KVM
+KVM_PROBE_S = 15.0
+_kvm_probe: dict = {}
+
+
+def kvm_unusable(qemu: str) -> Optional[str]:
+    """None if a guest actually runs under ``-accel kvm`` with this QEMU, else why not.
+
+    /dev/kvm existing is not enough: on some hosts (nested, this one) QEMU opens it and
+    creates the VM, but the vCPU never makes progress.  The probe boots the test guest's
+    kernel without ``quiet`` under KVM and waits up to KVM_PROBE_S for its first console
+    line ("Linux version"), which takes well under a second where KVM works.  The
+    result is cached per binary for the process."""
+    if qemu in _kvm_probe:
+        return _kvm_probe[qemu]
+    why: Optional[str] = None
+    if not os.path.exists("/dev/kvm"):
+        why = "no /dev/kvm"
+    elif not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        why = "/dev/kvm is not read-writable by uid %d" % os.getuid()
+    else:
+        guest = build_guest()
+        d = tempfile.mkdtemp(prefix="fdh-kvm-probe-")
+        serial = os.path.join(d, "serial")
+        argv = [qemu, "-accel", "kvm", "-machine", "pc", "-m", "128M", "-smp", "1",
+                "-nodefaults", "-no-user-config", "-display", "none",
+                "-kernel", guest["GUEST_KERNEL"], "-append", "console=ttyS0 panic=-1",
+                "-serial", "file:" + serial, "-no-reboot"]
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        t0 = mono()
+        try:
+            while mono() - t0 < KVM_PROBE_S:
+                try:
+                    with open(serial, errors="replace") as f:
+                        if "Linux version" in f.read():
+                            break
+                except OSError:
+                    pass
+                if p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            else:
+                why = ("/dev/kvm exists, but a KVM guest printed nothing in %.0f s "
+                       "(the vCPU makes no progress on this host)" % KVM_PROBE_S)
+            if why is None and p.poll() is not None:
+                out = (p.stdout.read() if p.stdout else "").strip()
+                why = "QEMU -accel kvm exited %s: %s" % (p.returncode, out[-300:])
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            shutil.rmtree(d, ignore_errors=True)
+    _kvm_probe[qemu] = why
+    return why
+
+
+def accel_for(qemu: str, want: str) -> tuple[str, Optional[str]]:
+    """("kvm"|"tcg", why KVM is not used).  want: "tcg", "kvm" or "auto"."""
+    if want == "tcg":
+        return "tcg", None
+    why = kvm_unusable(qemu)
+    return ("tcg", why) if why else ("kvm", None)
+
+
 # ------------------------------------------------------------------------------------ QEMU
 class Qemu:
     """One QEMU process inside the VM's netns."""
@@ -665,12 +731,14 @@ class VM:
                  guest_max_s: int = 1800, workdir: Optional[str] = None,
                  machine: str = "pc", keep_workdir: bool = False,
                  extra_args: Optional[list[str]] = None, ram_backend: str = "memfd",
-                 vnet_hdr: bool = True, net: str = "tap"):
+                 vnet_hdr: bool = True, net: str = "tap", accel: str = ACCEL):
         if net not in ("tap", "vhost-user"):
             raise ValueError("net: tap or vhost-user, not %r" % net)
         if net == "vhost-user" and queues != 1:
             raise ValueError("net=vhost-user: single queue only")
         self.net = net
+        # "tcg" (the default everywhere) or "kvm": check kvm_unusable() first
+        self.accel = accel
         self.ram_mb = ram_mb
         self.queues = queues
         self.tap_mode = tap_mode
@@ -787,7 +855,7 @@ class VM:
         args = [
             "-name", "fdh-" + name,
             "-machine", "%s,aux-ram-share=on,memory-backend=ram0" % self.machine,
-            "-accel", ACCEL,
+            "-accel", self.accel,
             "-smp", "1",
             "-m", "%dM" % self.ram_mb,
             "-object", self.ram_object(),
