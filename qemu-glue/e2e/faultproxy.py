@@ -71,13 +71,17 @@ class QmpProxy:
     """Listen on `path`; on the first connection, connect to `upstream` and
     forward.  hooks: {command: fn(proxy, line)}; each runs once, in place of
     forwarding the command's line (fn calls proxy.send_up(line) to let it go
-    on).  An exception in a hook is kept in .errors and the line goes on."""
+    on).  An exception in a hook is kept in .errors and the line goes on.
+    on_close: fn(proxy), run once when the source closes its monitor,
+    before the driver sees it close."""
 
     def __init__(self, path: str, upstream: str,
-                 hooks: Optional[dict] = None):
+                 hooks: Optional[dict] = None,
+                 on_close: Optional[Callable[["QmpProxy"], None]] = None):
         self.path = path
         self.upstream = upstream
         self.hooks = dict(hooks or {})
+        self.on_close = on_close
         self.events: list = []          # (mono, message) from the source
         self.commands: list = []        # (mono, command) from the driver
         self.errors: list = []
@@ -167,6 +171,11 @@ class QmpProxy:
                     with self.cond:
                         self.events.append((time.monotonic(), msg))
                         self.cond.notify_all()
+        if self.on_close is not None:
+            try:
+                self.on_close(self)
+            except Exception as e:  # noqa: BLE001 (reported by the cell)
+                self.errors.append("on close: %s: %s" % (type(e).__name__, e))
         self.close()
 
     def execute(self, cmd: str, args: Optional[dict] = None, timeout: float = 15.0) -> dict:

@@ -63,7 +63,10 @@ How each phase is hit deterministically (faultproxy.py):
                the target has not read it, so it has not resumed.  (A source
                that closes the stream after that still gets its commit
                delivered, when the cell lets go.)
-  source-exit  the driver's `quit` to the source is held: the target runs.
+  source-exit  the target runs and the source is leaving: the driver's `quit`
+               to it is held, or, when the committed source quits by
+               itself first (x-fd-handover-quit), the close of its monitor
+               is held from the driver.
   after        the driver has returned.
 
 A cell whose phase was missed (the target's monitor already up in
@@ -440,6 +443,7 @@ class Cell:
         self.missed = ""            # why it was not
         self.errors: list = []
         self.tracer = None
+        self.once = threading.Lock()   # phase 6: the driver's quit or the source's close
 
     def target(self) -> int:
         if not self.target_pid and self.workdir:
@@ -488,10 +492,26 @@ class Cell:
         the driver is gone)."""
         if not self.ready.wait(10):
             raise Fail("the driver did not start")
-        self.hit = "driver's %s held" % json.loads(line)["execute"]
+        with self.once:
+            if self.hit:
+                proxy.send_up(line)
+                return
+            self.hit = "driver's %s held" % json.loads(line)["execute"]
         self.inject()
         if self.fault != "kill-driver":
             proxy.send_up(line)
+
+    def at_source_close(self, proxy: QmpProxy) -> None:
+        """Phase 6 the other way: the committed source quits by itself
+        (x-fd-handover-quit) before the driver's quit; its monitor closed,
+        the driver not told yet: fault."""
+        if not self.ready.wait(10):
+            raise Fail("the driver did not start")
+        with self.once:
+            if self.hit:
+                return
+            self.hit = "the source quit by itself, its monitor's close held"
+        self.inject()
 
     def hook_stream(self, proxy: QmpProxy, line: bytes) -> None:
         """migrate held: a stream proxy goes on migrate.sock first."""
@@ -823,6 +843,7 @@ def run_cell(phase: str, fault: str) -> None:
 
     c = Cell(g, phase, fault)
     hooks = {}
+    on_close = None
     if phase == "manifest":
         hooks["x-query-fd-handover"] = c.hook_inject
     elif phase == "prepared":
@@ -831,10 +852,11 @@ def run_cell(phase: str, fault: str) -> None:
         hooks["migrate"] = c.hook_stream
     elif phase == "source-exit":
         hooks["quit"] = c.hook_inject
+        on_close = c.at_source_close
     name = "fmproxy-%d" % g.cells
     if src.qemu is not None:
         src.qemu.close_qmp()
-    proxy = QmpProxy(g.vm.path(name + ".qmp"), src.qmp, hooks)
+    proxy = QmpProxy(g.vm.path(name + ".qmp"), src.qmp, hooks, on_close)
     src.proxy = proxy
     g.vm.src = Shim(name)
     try:
