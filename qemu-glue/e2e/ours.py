@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Callable, Optional
 
-from .vm import VM, mono, realtime_to_mono
+from .vm import VM, mono, read_text, realtime_to_mono
 
 from . import HERE
 PY_DRIVER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench",
@@ -163,11 +163,7 @@ class Target:
 
     def stderr(self) -> str:
         """What the target wrote to its log (the driver's target.log)."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def alive(self) -> bool:
         return os.path.exists("/proc/%d" % self.pid)
