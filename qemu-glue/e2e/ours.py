@@ -146,6 +146,18 @@ def signal_when(path_in_workdir: str, sig: int, *, after_s: float = 0.0,
     return during
 
 
+class Shim:
+    """What upgrade() reads of vm.src when a test puts a QMP proxy in front
+    of the source: the monitor it hands the driver is vm.path(name + '.qmp'),
+    the proxy's socket."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def close_qmp(self) -> None:
+        pass
+
+
 class Target:
     """A target started by upgrade(), as the next upgrade's source (vm.src):
     its monitor is linked at vm.path(name + ".qmp"), where upgrade() looks."""

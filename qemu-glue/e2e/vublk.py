@@ -15,7 +15,6 @@ The daemon runs inside the VM's network namespace (vm.netns), so VM teardown end
 """
 from __future__ import annotations
 
-import os
 import re
 import struct
 import time

@@ -18,6 +18,7 @@ import struct
 import subprocess
 import time
 
+from .ktap import check, diag
 from .vm import read_text
 
 # strace of recvmsg only; prepend to the backend's argv with "-o", PATH, "--".
@@ -134,6 +135,46 @@ def socket_inodes(pid: int) -> set:
     return out
 
 
+def eventfd_ids(pid: int) -> set:
+    """The eventfd-ids of the eventfds process `pid` holds."""
+    out = set()
+    fddir = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fddir):
+        try:
+            with open(os.path.join(fddir, fd)) as f:
+                m = re.search(r"^eventfd-id:\s*(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def switch_requests(backend, up: dict) -> list:
+    """The backend's requests from the source's STOP - 1 s to the target's
+    RESUME + 1 s (wall clock, from the driver's report `up`), once strace
+    has caught up."""
+    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
+    check(t_stop and t_resume, "the driver reports STOP and RESUME: %s %s"
+          % (t_stop, t_resume))
+    while time.time() < t_resume + 1.0:
+        time.sleep(0.1)
+    settled_requests(backend, t_stop - 1.0)
+    return backend.requests(t_stop - 1.0, t_resume + 1.0)
+
+
+def check_quiet_upgrade(backend, up: dict, src, k: int) -> None:
+    """Upgrade k of a chain (the driver's report `up`, the old source `src`):
+    it succeeded, the source exited, and the backend received no vhost-user
+    request from STOP - 1 s to RESUME + 1 s."""
+    check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
+    check(src.wait(timeout=15) in (0, None), "upgrade %d: the source exited" % k)
+    win = switch_requests(backend, up)
+    diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
+         % (k, up.get("stop_to_resume_ms"), len(win)))
+    check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
+
+
 def descendants(pid: int) -> set:
     """`pid` and every process below it, from /proc/*/stat."""
     parent = {}
@@ -184,6 +225,17 @@ def parse_accepts(text: str, t0: float = 0, t1: float = 1e18) -> list:
     out = [(float(m.group(1)) + (float(m.group(4) or 0) if m.group(2) else 0),
             int(m.group(2) or -1), int(m.group(3))) for m in _ACCEPT.finditer(text)]
     return [a for a in out if t0 <= a[0] <= t1]
+
+
+def run_with_backend(vm, backend, body) -> None:
+    """body(vm, backend); then, whatever happened, every QEMU of vm is killed
+    and the backend stopped."""
+    try:
+        body(vm, backend)
+    finally:
+        for q in vm.qemus:
+            q.kill()
+        backend.stop()
 
 
 class TracedBackend:
