@@ -168,7 +168,8 @@ def check_quiet_upgrade(backend, up: dict, src, k: int) -> None:
     it succeeded, the source exited, and the backend received no vhost-user
     request from STOP - 1 s to RESUME + 1 s."""
     check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
-    check(src.wait(timeout=15) in (0, None), "upgrade %d: the source exited" % k)
+    rc = src.wait(timeout=15)
+    check(rc in (0, None), "upgrade %d: the source exited (rc %s)" % (k, rc))
     win = switch_requests(backend, up)
     diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
          % (k, up.get("stop_to_resume_ms"), len(win)))
