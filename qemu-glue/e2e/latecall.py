@@ -20,17 +20,7 @@ import time
 
 from . import ours
 from .faultproxy import QmpProxy, StreamProxy
-
-
-class Shim:
-    """What ours.upgrade() reads of vm.src: the monitor it hands the driver
-    is vm.path(name + '.qmp'), here the QMP proxy's socket."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def close_qmp(self) -> None:
-        pass
+from .ktap import check, diag
 
 
 def eventfd_counts(pid: int) -> dict:
@@ -115,7 +105,7 @@ def upgrade(vm, qemu: str, pid: int) -> tuple:
     src = vm.src
     src.close_qmp()
     proxy = QmpProxy(vm.path(name + ".qmp"), src.qmp_path, {"migrate": hold_shut})
-    vm.src = Shim(name)
+    vm.src = ours.Shim(name)
     try:
         up = ours.upgrade(vm, qemu, mark=False, during=during)
     finally:
@@ -125,3 +115,41 @@ def upgrade(vm, qemu: str, pid: int) -> tuple:
         if "stream" in ev:
             ev["stream"].close()
     return up, ev, src
+
+
+def check_window(up: dict, ev: dict, src, who: str) -> tuple:
+    """upgrade()'s result as both late-completion tests check it: the upgrade
+    succeeded, the source exited 0, and the backend (`who`) signalled a call
+    eventfd after the source's STOP and before the target's RESUME.  Returns
+    (STOP, RESUME), wall clock."""
+    check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
+    check(src.wait(timeout=15) == 0, "the source exited 0")
+    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
+    check("t_call" in ev, "%s signalled a call eventfd once let go: %s" % (who, ev))
+    diag("STOP %.3f, target loaded (SHUT) %+.1f ms, %s let go, call signalled "
+         "%+.1f ms (eventfd-id: count %s), RESUME %+.1f ms"
+         % (t_stop, (ev["t_shut"] - t_stop) * 1e3, who, (ev["t_call"] - t_stop) * 1e3,
+            ev["hot"], (t_resume - t_stop) * 1e3))
+    check(t_stop < ev["t_call"] < t_resume,
+          "the completion was signalled after the source's STOP and before the "
+          "target's RESUME")
+    return t_stop, t_resume
+
+
+def check_call(m: dict, ev: dict, up: dict, device: str, queue: int, what: str) -> None:
+    """In the stream's manifest m: the eventfd the backend signalled is queue
+    `queue`'s call eventfd (vu0.call QUEUE; `what` names the queue), that queue
+    of /machine/peripheral/DEVICE had a request in flight when the source
+    paused, and the target reads the eventfd."""
+    by = {(e["owner"], e["index"]): e for e in m["entries"]}
+    call = by.get(("vu0.call", queue), {}).get("kind_id")
+    check(call in ev["hot"], "the eventfd signalled is the %s's call eventfd "
+          "(vu0.call %d, eventfd-id %s)" % (what, queue, call))
+    rings = [r for dv in m["devices"]
+             if dv["owner"].startswith("/machine/peripheral/" + device)
+             for r in dv["vrings"]]
+    diag("the %s at the pause: %s" % (what, rings[queue:]))
+    check(len(rings) > queue and rings[queue]["last_avail_idx"] != rings[queue]["used_idx"],
+          "a request was in flight when the source paused: %s" % rings[queue:])
+    check(read_by(up["target_pid"], call),
+          "the target reads that eventfd (its count drops to 0)")

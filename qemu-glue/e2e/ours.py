@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Callable, Optional
 
-from .vm import VM, mono, realtime_to_mono
+from .vm import VM, mono, read_text, realtime_to_mono
 
 from . import HERE
 PY_DRIVER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench",
@@ -146,6 +146,18 @@ def signal_when(path_in_workdir: str, sig: int, *, after_s: float = 0.0,
     return during
 
 
+class Shim:
+    """What upgrade() reads of vm.src when a test puts a QMP proxy in front
+    of the source: the monitor it hands the driver is vm.path(name + '.qmp'),
+    the proxy's socket."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def close_qmp(self) -> None:
+        pass
+
+
 class Target:
     """A target started by upgrade(), as the next upgrade's source (vm.src):
     its monitor is linked at vm.path(name + ".qmp"), where upgrade() looks."""
@@ -163,11 +175,7 @@ class Target:
 
     def stderr(self) -> str:
         """What the target wrote to its log (the driver's target.log)."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def alive(self) -> bool:
         return os.path.exists("/proc/%d" % self.pid)

@@ -304,17 +304,6 @@ class Owner:
         return pid_alive(self.pid)
 
 
-class Shim:
-    """What ours.upgrade() reads of vm.src: the monitor it hands the driver
-    is vm.path(name + '.qmp'), here the QMP proxy's socket."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def close_qmp(self) -> None:
-        pass
-
-
 class Guest:
     """A booted test guest with its vhost-user-blk backend."""
 
@@ -858,7 +847,7 @@ def run_cell(phase: str, fault: str) -> None:
         src.qemu.close_qmp()
     proxy = QmpProxy(g.vm.path(name + ".qmp"), src.qmp, hooks, on_close)
     src.proxy = proxy
-    g.vm.src = Shim(name)
+    g.vm.src = ours.Shim(name)
     try:
         cell_body(g, c, phase, fault, expect, row, src, proxy, entries, src_fds0, blk0, peer,
                   t_cell)

@@ -66,7 +66,8 @@ SWITCH_SETTLE_S = 2.0
 # row (CI's default keeps the run short; the note's run: 50).
 UPGRADES_N = int(os.environ.get("FDH_VU_UPGRADES_N", "5"))
 
-from .vutrace import INIT, settled_requests
+from .vutrace import (INIT, check_quiet_upgrade, eventfd_ids, run_with_backend,
+                      settled_requests, switch_requests)
 
 # ---------------------------------------------------------------------------------------------
 class Daemon(vublk.Daemon):
@@ -184,13 +185,7 @@ def fenced_source_cannot_take_the_targets_backend_request():
 @test
 def target_outlives_the_death_of_its_adopted_backend():
     with VM(queues=1, tag="vudead", keep_workdir=bool(os.environ.get("FDH_E2E_KEEP"))) as vm:
-        daemon = Daemon(vm)
-        try:
-            run_backend_dies(vm, daemon)
-        finally:
-            for q in vm.qemus:
-                q.kill()
-            daemon.stop()
+        run_with_backend(vm, Daemon(vm), run_backend_dies)
 
 
 @test
@@ -248,33 +243,6 @@ def blk_status_after_upgrade(vm: VM) -> dict:
         pass
     return blk_status(text)
 
-
-def switch_requests(daemon: "Daemon", up: dict) -> list:
-    """The daemon's requests from the source's STOP - 1 s to the target's
-    RESUME + 1 s (wall clock, from the driver's report), once strace has
-    caught up."""
-    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
-    check(t_stop and t_resume, "the driver reports STOP and RESUME: %s %s"
-          % (t_stop, t_resume))
-    while time.time() < t_resume + 1.0:
-        time.sleep(0.1)
-    settled_requests(daemon, t_stop - 1.0)
-    return daemon.requests(t_stop - 1.0, t_resume + 1.0)
-
-
-def eventfd_ids(pid: int) -> set:
-    """The eventfd-ids of the eventfds process `pid` holds."""
-    out = set()
-    fddir = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(fddir):
-        try:
-            with open(os.path.join(fddir, fd)) as f:
-                m = re.search(r"^eventfd-id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            out.add(int(m.group(1)))
-    return out
 
 
 def check_same_notifiers(m: dict, daemon: "Daemon", target_pid: int) -> None:
@@ -393,12 +361,7 @@ def run_chain_and_reboot(vm: VM, daemon: "Daemon") -> None:
     for k in (1, 2, 3):
         src = vm.src
         up = upgrade(vm, daemon)
-        check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
-        check(src.wait(timeout=15) in (0, None), "upgrade %d: the source exited" % k)
-        win = switch_requests(daemon, up)
-        diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
-             % (k, up.get("stop_to_resume_ms"), len(win)))
-        check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
+        check_quiet_upgrade(daemon, up, src, k)
         vm.src = ours.Target(vm, up)
         vm.qemus.append(vm.src)
         time.sleep(1)
@@ -492,30 +455,10 @@ def run_late_completion(vm: VM, daemon: "Daemon") -> None:
         up, ev, src = latecall.upgrade(vm, QEMU, daemon.pid)
     finally:
         daemon.ours.append((t0, time.time() + SWITCH_SETTLE_S))
-    check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
-    check(src.wait(timeout=15) == 0, "the source exited 0")
-    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
-    daemon.stop_walls.append(t_stop)
-    check("t_call" in ev, "the daemon signalled a call eventfd once let go: %s" % ev)
-    diag("STOP %.3f, target loaded (SHUT) %+.1f ms, daemon let go, call signalled "
-         "%+.1f ms (eventfd-id: count %s), RESUME %+.1f ms"
-         % (t_stop, (ev["t_shut"] - t_stop) * 1e3, (ev["t_call"] - t_stop) * 1e3,
-            ev["hot"], (t_resume - t_stop) * 1e3))
-    check(t_stop < ev["t_call"] < t_resume,
-          "the completion was signalled after the source's STOP and before the "
-          "target's RESUME")
-    m = check_stream_manifest(up)
-    by = {(e["owner"], e["index"]): e for e in m["entries"]}
-    call0 = by.get(("vu0.call", 0), {}).get("kind_id")
-    check(call0 in ev["hot"], "the eventfd signalled is the queue's call eventfd "
-          "(vu0.call 0, eventfd-id %s)" % call0)
-    rings = [r for dv in m["devices"] if dv["owner"].startswith("/machine/peripheral/blk0")
-             for r in dv["vrings"]]
-    diag("the queue at the pause: %s" % rings)
-    check(rings and rings[0]["last_avail_idx"] != rings[0]["used_idx"],
-          "a request was in flight when the source paused: %s" % rings)
-    check(latecall.read_by(up["target_pid"], call0),
-          "the target reads that eventfd (its count drops to 0)")
+    if up.get("ok") and up.get("stop_wall"):
+        daemon.stop_walls.append(up["stop_wall"])
+    latecall.check_window(up, ev, src, "the daemon")
+    latecall.check_call(check_stream_manifest(up), ev, up, "blk0", 0, "queue")
     st2 = wait_ops(src, stuck.get("ops", 0) + 100)   # the target appends to its file
     diag("guest: blocked at ops=%s, after RESUME %s" % (stuck.get("ops"), st2))
     check(st2.get("ops", 0) > stuck.get("ops", 0) + 100,

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -55,7 +54,8 @@ from .vm import VM, QMPClient
 from . import latecall
 from . import ours
 from . import vufs
-from .vutrace import INIT, names, settled_requests
+from .vutrace import (INIT, check_quiet_upgrade, eventfd_ids, names, run_with_backend,
+                      settled_requests, switch_requests)
 from .ktap import Fail, Skip, check, diag, run, test  # noqa: F401
 
 QEMU = os.environ.get("FDH_QEMU", "")
@@ -80,12 +80,7 @@ def with_virtiofsd(tag: str, body) -> None:
             d = vufs.Virtiofsd(vm, VIRTIOFSD)
         except RuntimeError as e:
             raise Fail(str(e)) from e
-        try:
-            body(vm, d)
-        finally:
-            for q in vm.qemus:
-                q.kill()
-            d.stop()
+        run_with_backend(vm, d, body)
 
 
 def boot(vm: VM, d: vufs.Virtiofsd) -> dict:
@@ -117,42 +112,21 @@ def wait_ops(vm: VM, more_than: int, timeout: float = 30.0, text_from: int = 0) 
     return st
 
 
-def switch_requests(d: vufs.Virtiofsd, up: dict) -> list:
-    """virtiofsd's requests from the source's STOP - 1 s to the target's
-    RESUME + 1 s (wall clock, from the driver's report), once strace has
-    caught up."""
-    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
-    check(t_stop and t_resume, "the driver reports STOP and RESUME: %s %s"
-          % (t_stop, t_resume))
-    while time.time() < t_resume + 1.0:
-        time.sleep(0.1)
-    settled_requests(d, t_stop - 1.0)
-    return d.requests(t_stop - 1.0, t_resume + 1.0)
 
-
-def eventfd_ids(pid: int) -> set:
-    out = set()
-    fddir = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(fddir):
-        try:
-            with open(os.path.join(fddir, fd)) as f:
-                m = re.search(r"^eventfd-id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            out.add(int(m.group(1)))
-    return out
+def manifest(up: dict) -> dict:
+    """`fd-handover manifest show` of the stream's manifest (its JSON form)."""
+    p = subprocess.run([CLI, "--json", "manifest", "show", up["stream_manifest"]],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "fd-handover manifest show: exit %d %s"
+          % (p.returncode, p.stderr[-300:]))
+    return json.loads(p.stdout)
 
 
 def check_manifest_and_notifiers(up: dict, d: vufs.Virtiofsd) -> None:
     """The stream's manifest lists the connection and, per queue (hiprio
     and one request queue), its kick, call and err eventfds; the target
     and virtiofsd hold those very eventfds."""
-    p = subprocess.run([CLI, "--json", "manifest", "show", up["stream_manifest"]],
-                       capture_output=True, text=True, timeout=60)
-    check(p.returncode == 0, "fd-handover manifest show: exit %d %s"
-          % (p.returncode, p.stderr[-300:]))
-    m = json.loads(p.stdout)
+    m = manifest(up)
     by = {(e["owner"], e["index"]): e for e in m["entries"]}
     vu = by.get(("vu0.vu", 0), {})
     check(vu.get("kind") == "vhost-user", "vu0.vu 0 is the vhost-user socket: %s" % vu)
@@ -267,31 +241,8 @@ def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     time.sleep(0.5)
     stuck = wait_ops(vm, 0)
     up, ev, src = latecall.upgrade(vm, QEMU, d.pid)
-    check(up.get("ok"), "upgrade succeeded: %s %s" % (up.get("error"), ev.get("error", "")))
-    check(src.wait(timeout=15) == 0, "the source exited 0")
-    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
-    check("t_call" in ev, "virtiofsd signalled a call eventfd once let go: %s" % ev)
-    diag("STOP %.3f, target loaded (SHUT) %+.1f ms, virtiofsd let go, call signalled "
-         "%+.1f ms (eventfd-id: count %s), RESUME %+.1f ms"
-         % (t_stop, (ev["t_shut"] - t_stop) * 1e3, (ev["t_call"] - t_stop) * 1e3,
-            ev["hot"], (t_resume - t_stop) * 1e3))
-    check(t_stop < ev["t_call"] < t_resume,
-          "the completion was signalled after the source's STOP and before the "
-          "target's RESUME")
-    p = subprocess.run([CLI, "--json", "manifest", "show", up["stream_manifest"]],
-                       capture_output=True, text=True, timeout=60)
-    m = json.loads(p.stdout)
-    by = {(e["owner"], e["index"]): e for e in m["entries"]}
-    call1 = by.get(("vu0.call", 1), {}).get("kind_id")
-    check(call1 in ev["hot"], "the eventfd signalled is the request queue's call "
-          "eventfd (vu0.call 1, eventfd-id %s)" % call1)
-    rings = [r for dv in m["devices"] if dv["owner"].startswith("/machine/peripheral/fs0")
-             for r in dv["vrings"]]
-    diag("request queue at the pause: %s" % rings[1:])
-    check(len(rings) > 1 and rings[1]["last_avail_idx"] != rings[1]["used_idx"],
-          "a request was in flight when the source paused: %s" % rings[1:])
-    check(latecall.read_by(up["target_pid"], call1),
-          "the target reads that eventfd (its count drops to 0)")
+    t_stop, _ = latecall.check_window(up, ev, src, "virtiofsd")
+    latecall.check_call(manifest(up), ev, up, "fs0", 1, "request queue")
     st2 = wait_ops(vm, stuck["ops"] + 100)
     diag("guest: blocked at ops=%d, after RESUME %s" % (stuck["ops"], st2))
     check(st2.get("ops", 0) > stuck["ops"] + 100,
@@ -310,12 +261,7 @@ def run_chain_and_reboot(vm: VM, d: vufs.Virtiofsd) -> None:
     for k in (1, 2, 3):
         src = vm.src
         up = ours.upgrade(vm, QEMU, mark=False)
-        check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
-        check(src.wait(timeout=15) in (0, None), "upgrade %d: the source exited" % k)
-        win = switch_requests(d, up)
-        diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
-             % (k, up.get("stop_to_resume_ms"), len(win)))
-        check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
+        check_quiet_upgrade(d, up, src, k)
         vm.src = ours.Target(vm, up)
         vm.qemus.append(vm.src)
         st2 = wait_ops(vm, st["ops"] + 20)

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from typing import Any, Callable, Optional
 
 from . import HERE as E2E_DIR
@@ -132,6 +133,26 @@ def run(argv: list[str], check: bool = True, **kw: Any) -> subprocess.CompletedP
 
 # ------------------------------------------------------------------------------------ guest
 _GUEST_CACHE: dict = {}
+
+
+def read_text(path: str) -> str:
+    """A log, trace or serial file's text so far ("" while it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def verify_block(magic: int, block: int, gen: int) -> bytes:
+    """The 4 KiB block `block` of generation `gen` as the guest's blkverify and
+    fsverify write it (guest/src/verifyloop.h vl_fill(); magic: the program's)."""
+    x = ((block * 2654435761) ^ (gen * 40503)) & 0xffffffff
+    a = array("I", [magic, block, gen])
+    for _ in range(3, 4096 // 4):
+        x = (x * 1664525 + 1013904223) & 0xffffffff
+        a.append(x)
+    return a.tobytes()
 
 
 def build_guest() -> dict:
@@ -520,18 +541,10 @@ class Qemu:
         return self.proc is not None and self.proc.poll() is None
 
     def stderr(self) -> str:
-        try:
-            with open(self.stderr_path) as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.stderr_path)
 
     def serial(self) -> str:
-        try:
-            with open(self.serial_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.serial_path)
 
     def qmp(self, connect_timeout: float = 30.0, timeout: float = 120.0,
             poll_interval: float = 0.05) -> QMPClient:
@@ -822,6 +835,20 @@ class VM:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- QEMU -------------------------------------------------------------------------------
+    def vhost_user_args(self, sock: str, driver: str, props: str, guest_opt: str,
+                        stream: bool, chardev: str = "vu0") -> list[str]:
+        """QEMU arguments (for start_qemu(extra=...)) adding `driver` (a vhost-user
+        device, with its other properties `props`) on a chardev to `sock`, and this
+        VM's kernel command line plus guest_opt (what makes the guest use it) and,
+        unless stream, fdh.stream=0.  The later -append replaces cmdline()'s."""
+        base = self.cmdline("x")
+        append = base[base.index("-append") + 1] + " " + guest_opt
+        if not stream:
+            append += " fdh.stream=0"
+        return ["-append", append,
+                "-chardev", "socket,id=%s,path=%s" % (chardev, sock),
+                "-device", "%s,chardev=%s,%s" % (driver, chardev, props)]
+
     def cmdline(self, name: str, incoming: Optional[list[str]] = None) -> list[str]:
         """QEMU arguments (without the binary) for a guest named ``name``."""
         q = self.queues

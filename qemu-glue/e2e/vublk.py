@@ -15,16 +15,14 @@ The daemon runs inside the VM's network namespace (vm.netns), so VM teardown end
 """
 from __future__ import annotations
 
-import os
 import re
 import struct
-import subprocess
 import time
-from array import array
 from typing import Optional
 
-from .vutrace import (INIT, REQUESTS, descendant_running, names,  # noqa: F401
-                     parse_requests, settled_requests, socket_inodes)
+from .vm import verify_block
+from .vutrace import (INIT, REQUESTS, TracedBackend, descendant_running,  # noqa: F401
+                     names, parse_requests, settled_requests, socket_inodes)
 
 DISK_MB = 64
 BS = 4096
@@ -40,8 +38,6 @@ MAGIC = 0x46444842          # "FDHB", blkverify.c
 # eventfd write behind each such panic, from the daemon's strace.
 DAEMON_RACE = "Error writing eventfd"
 
-# -T: the time spent in the call follows; the connection came when it returned
-_ACCEPT = re.compile(r'^\d+\s+([\d.]+) accept4?\((\d+),.*\) = (\d+)(?: <([\d.]+)>)?$', re.M)
 # An 8-byte write that failed with EBADF: libvhost-user's eventfd_write() to
 # a call fd that is gone (DAEMON_RACE).  strace may split it in two lines
 # when another thread's syscall comes in between ("<... write resumed>").
@@ -50,7 +46,7 @@ _EBADF_WRITE = re.compile(r'^\d+\s+([\d.]+) (?:write\((-?\d+), .*, 8\)|<\.\.\. w
                           r'resumed>.*\)) += -1 EBADF', re.M)
 
 
-class Daemon:
+class Daemon(TracedBackend):
     """A vhost-user-blk backend serving a raw file, under strace.
 
     backend "qsd": qemu-storage-daemon (`binary`), one block node "disk0" with
@@ -95,28 +91,11 @@ class Daemon:
         # syscall under strace anyway, the filter only decides what is printed.
         argv = ["strace", "-f", "-ttt", "-T", "-e", "trace=recvmsg,accept,accept4,write",
                 "-e", "signal=none", "-xx", "-s", "16", "-o", self.trace, "--"] + cmd
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not all(os.path.exists(s) for s in self.socks):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("%s did not come up: %s" % (binary, self.log_text()[-1000:]))
-            time.sleep(0.05)
+        self._spawn(vm, argv, self.socks, binary)
         try:
             self.pid = descendant_running(self.proc.pid, binary, timeout=5)
         except TimeoutError as e:
             raise RuntimeError("no %s under strace: %s" % (backend, e)) from e
-
-    def alive(self) -> bool:
-        return os.path.exists("/proc/%d" % self.pid)
-
-    def log_text(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def raced(self) -> bool:
         """The daemon hit its own stop race (see DAEMON_RACE)."""
@@ -127,64 +106,14 @@ class Daemon:
         failed eventfd writes behind DAEMON_RACE, one per panic, in order."""
         return [float(m.group(1)) for m in _EBADF_WRITE.finditer(self._trace_text())]
 
-    def sockets(self) -> set:
-        """Socket inodes the daemon holds (listening sockets included)."""
-        return socket_inodes(self.pid)
-
-    def _trace_text(self) -> str:
-        try:
-            with open(self.trace, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def messages(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(time, fd, name) of each vhost-user request received in [t0, t1] (wall
-        clock, strace -ttt); fd is the daemon's connection fd (one per front end)."""
-        return parse_requests(self._trace_text(), t0, t1)
-
-    def requests(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""
-        return [(t, n) for t, _, n in self.messages(t0, t1)]
-
-    def accepts(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(time, listening fd, new fd) of each connection the daemon accepted in [t0, t1]."""
-        out = [(float(m.group(1)) + float(m.group(4) or 0), int(m.group(2)),
-                int(m.group(3))) for m in _ACCEPT.finditer(self._trace_text())]
-        return [a for a in out if t0 <= a[0] <= t1]
-
-    def settled_requests(self, t0: float, quiet: float = 0.5, timeout: float = 10.0) -> list:
-        """The requests since t0, once none came for `quiet` s."""
-        return settled_requests(self, t0, quiet, timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, 15)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
-
 
 def blk_args(vm, sock: str, stream: bool = True, chardev: str = "vu0") -> list:
     """QEMU arguments (for start_qemu(extra=...)) adding a vhost-user-blk-pci disk on a
     chardev to `sock`, and the VM's kernel command line plus fdh.blk=1 (the guest runs
     blkverify on /dev/vda); stream=False also turns the guest's UDP stream off.  The
     later -append replaces the one vm.cmdline() puts first."""
-    base = vm.cmdline("x")
-    append = base[base.index("-append") + 1] + " fdh.blk=1"
-    if not stream:
-        append += " fdh.stream=0"
-    return ["-append", append,
-            "-chardev", "socket,id=%s,path=%s" % (chardev, sock),
-            "-device", "vhost-user-blk-pci,chardev=%s,id=blk0,num-queues=1" % chardev]
-
+    return vm.vhost_user_args(sock, "vhost-user-blk-pci", "id=blk0,num-queues=1", "fdh.blk=1",
+                              stream, chardev)
 
 _LINE = re.compile(r"FDH-BLK: ops=(\d+) ioerr=(\d+) bad=(\d+) maxgap_ms=([\d.]+)"
                    r"(?: at=([\d.]+))?(?: wgap_ms=([\d.]+) wgap_end=([\d.]+) now=([\d.]+))?")
@@ -225,13 +154,8 @@ def blk_status(serial: str) -> dict:
 
 
 def _fill(block: int, gen: int) -> bytes:
-    """blkverify.c fill(): the 4 KiB block `block` holds at generation `gen`."""
-    x = ((block * 2654435761) ^ (gen * 40503)) & 0xffffffff
-    a = array("I", [MAGIC, block, gen])
-    for _ in range(3, BS // 4):
-        x = (x * 1664525 + 1013904223) & 0xffffffff
-        a.append(x)
-    return a.tobytes()
+    """The 4 KiB block `block` holds at generation `gen` (blkverify's MAGIC)."""
+    return verify_block(MAGIC, block, gen)
 
 
 def check_image(path: str, nblocks: int = NBLOCKS) -> dict:

@@ -64,6 +64,7 @@ import time
 from typing import Optional
 
 from . import HERE, vutrace
+from .vm import read_text
 
 BRIDGE_PORT = 4444      # vhost-user-bridge's UDP port (its defaults)
 RELAY_PORT = 5555       # the relay's
@@ -319,7 +320,7 @@ class Bridge:
         deadline = time.monotonic() + 10
         while not os.path.exists(self.relay_stats_path):
             if self.relay.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("relay did not come up: " + self._read(self.relay_log))
+                raise RuntimeError("relay did not come up: " + read_text(self.relay_log))
             time.sleep(0.02)
 
     def _start_bridge(self) -> None:
@@ -353,7 +354,7 @@ class Bridge:
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("vhost-user-bridge did not come up (rc %s): %s" % (
-                    self.proc.poll(), self._read(self.log_path)[-1500:]))
+                    self.proc.poll(), read_text(self.log_path)[-1500:]))
             time.sleep(0.02)
         if self.vm.uid is not None:  # the VM's unprivileged QEMU connects
             os.chown(self.sock, self.vm.uid,
@@ -370,14 +371,6 @@ class Bridge:
                 continue
             self._log.write(line)
             self._log.flush()
-
-    @staticmethod
-    def _read(path: str) -> str:
-        try:
-            with open(path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     # -- state ----------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -513,7 +506,7 @@ class Bridge:
             return {}
 
     def log(self) -> str:
-        return self._read(self.log_path)
+        return read_text(self.log_path)
 
     # -- stop -----------------------------------------------------------------------------------
     def stop(self) -> None:

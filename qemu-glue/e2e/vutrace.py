@@ -15,7 +15,11 @@ from __future__ import annotations
 import os
 import re
 import struct
+import subprocess
 import time
+
+from .ktap import check, diag
+from .vm import read_text
 
 # strace of recvmsg only; prepend to the backend's argv with "-o", PATH, "--".
 # (--seccomp-bpf is not here: test_vhost_user.py's daemon runs without it;
@@ -131,27 +135,73 @@ def socket_inodes(pid: int) -> set:
     return out
 
 
+def eventfd_ids(pid: int) -> set:
+    """The eventfd-ids of the eventfds process `pid` holds."""
+    out = set()
+    fddir = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fddir):
+        try:
+            with open(os.path.join(fddir, fd)) as f:
+                m = re.search(r"^eventfd-id:\s*(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def switch_requests(backend, up: dict) -> list:
+    """The backend's requests from the source's STOP - 1 s to the target's
+    RESUME + 1 s (wall clock, from the driver's report `up`), once strace
+    has caught up."""
+    t_stop, t_resume = up.get("stop_wall"), up.get("resume_wall")
+    check(t_stop and t_resume, "the driver reports STOP and RESUME: %s %s"
+          % (t_stop, t_resume))
+    while time.time() < t_resume + 1.0:
+        time.sleep(0.1)
+    settled_requests(backend, t_stop - 1.0)
+    return backend.requests(t_stop - 1.0, t_resume + 1.0)
+
+
+def check_quiet_upgrade(backend, up: dict, src, k: int) -> None:
+    """Upgrade k of a chain (the driver's report `up`, the old source `src`):
+    it succeeded, the source exited, and the backend received no vhost-user
+    request from STOP - 1 s to RESUME + 1 s."""
+    check(up.get("ok"), "upgrade %d succeeded: %s" % (k, up.get("error")))
+    rc = src.wait(timeout=15)
+    check(rc in (0, None), "upgrade %d: the source exited (rc %s)" % (k, rc))
+    win = switch_requests(backend, up)
+    diag("upgrade %d: STOP->RESUME %s ms, %d requests from STOP-1s to RESUME+1s"
+         % (k, up.get("stop_to_resume_ms"), len(win)))
+    check(not win, "upgrade %d: 0 requests: %s" % (k, names(win)))
+
+
+def descendants(pid: int) -> set:
+    """`pid` and every process below it, from /proc/*/stat."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo += [c for c, pp in parent.items() if pp == p and c not in tree]
+    return tree
+
+
 def descendant_running(pid: int, exe: str, timeout: float = 5.0) -> int:
     """The pid of a descendant of `pid` (or pid itself) whose executable is
     `exe` (e.g. the backend under timeout/strace); waits up to timeout."""
     want = os.path.realpath(exe)
     deadline = time.monotonic() + timeout
     while True:
-        parent = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-        tree, todo = set(), [pid]
-        while todo:
-            p = todo.pop()
-            tree.add(p)
-            todo += [c for c, pp in parent.items() if pp == p and c not in tree]
-        for p in sorted(tree):
+        for p in sorted(descendants(pid)):
             try:
                 if os.readlink("/proc/%d/exe" % p) == want:
                     return p
@@ -160,3 +210,96 @@ def descendant_running(pid: int, exe: str, timeout: float = 5.0) -> int:
         if time.monotonic() > deadline:
             raise TimeoutError("no %s under pid %d" % (exe, pid))
         time.sleep(0.05)
+
+
+# A connection accepted.  A backend blocked in accept4 may show as
+# "accept4(5,  <unfinished ...>" and "<... accept4 resumed>...) = 9" (listening
+# fd unknown: -1).  -T: a whole line is stamped when the call was entered, so
+# the time spent in it is added; a resumed line is stamped when it returned.
+_ACCEPT = re.compile(r'^\d+\s+([\d.]+) (?:accept4?\((\d+),|<\.\.\. accept4? resumed>)'
+                     r'.*\) = (\d+)(?: <([\d.]+)>)?$', re.M)
+
+
+def parse_accepts(text: str, t0: float = 0, t1: float = 1e18) -> list:
+    """(time, listening fd, new fd) of each connection accepted in [t0, t1]
+    (wall clock), from an strace -f -ttt -T that traces accept/accept4."""
+    out = [(float(m.group(1)) + (float(m.group(4) or 0) if m.group(2) else 0),
+            int(m.group(2) or -1), int(m.group(3))) for m in _ACCEPT.finditer(text)]
+    return [a for a in out if t0 <= a[0] <= t1]
+
+
+def run_with_backend(vm, backend, body) -> None:
+    """body(vm, backend); then, whatever happened, every QEMU of vm is killed
+    and the backend stopped."""
+    try:
+        body(vm, backend)
+    finally:
+        for q in vm.qemus:
+            q.kill()
+        backend.stop()
+
+
+class TracedBackend:
+    """What vublk.Daemon and vufs.Virtiofsd share: a vhost-user backend started
+    under strace (self.trace) in vm.netns, its output in self.log_path; self.pid
+    is the backend itself (not strace).  Subclasses set trace and log_path,
+    call _spawn(), then set pid."""
+
+    trace = log_path = ""
+
+    def _spawn(self, vm, argv: list, socks: list, what: str) -> None:
+        """Start argv (strace ... -- backend ...) in vm.netns and wait up to 30 s
+        for every socket in socks to appear."""
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(vm.netns.exec_argv(argv), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not all(os.path.exists(s) for s in socks):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("%s did not come up: %s" % (what, self.log_text()[-1000:]))
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return os.path.exists("/proc/%d" % self.pid)
+
+    def log_text(self) -> str:
+        return read_text(self.log_path)
+
+    def _trace_text(self) -> str:
+        return read_text(self.trace)
+
+    def sockets(self) -> set:
+        """Socket inodes the backend holds (listening sockets included)."""
+        return socket_inodes(self.pid)
+
+    def messages(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(time, fd, name) of each vhost-user request received in [t0, t1] (wall
+        clock, strace -ttt); fd is the backend's connection fd (one per front end)."""
+        return parse_requests(self._trace_text(), t0, t1)
+
+    def requests(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(time, name) of each vhost-user request received in [t0, t1] (wall clock)."""
+        return [(t, n) for t, _, n in self.messages(t0, t1)]
+
+    def accepts(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(time, listening fd, new fd) of each connection the backend accepted in [t0, t1]."""
+        return parse_accepts(self._trace_text(), t0, t1)
+
+    def settled_requests(self, t0: float, quiet: float = 0.5, timeout: float = 10.0) -> list:
+        """The requests since t0, once none came for `quiet` s."""
+        return settled_requests(self, t0, quiet, timeout)
+
+    def stop(self) -> None:
+        """SIGTERM the backend (strace then exits with it); SIGKILL strace after 10 s."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, 15)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()

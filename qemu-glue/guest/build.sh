@@ -6,7 +6,7 @@
 #                      cache (never installed, /boot untouched)
 #   initramfs        : cpio newc + gzip: busybox-static (also only downloaded + unpacked), /init,
 #                      the virtio modules and virtiofs (dependency order), static gueststream,
-#                      blkverify, fsverify
+#                      blkverify, fsverify (both loops in src/verifyloop.h)
 #   host side        : peer (static), the traffic endpoint that runs inside the test netns
 #
 # The steps it shares with vhostnet/build.sh are lib.sh's.

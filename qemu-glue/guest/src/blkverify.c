@@ -22,48 +22,19 @@
  * Exits after SECONDS.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BS 4096
-#define GAP_MS 25	/* report every gap this long */
+#include "verifyloop.h"
+
 #define MAGIC 0x46444842u /* "FDHB" */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void fill(uint32_t *p, uint32_t block, uint32_t gen)
-{
-	uint32_t x = block * 2654435761u ^ gen * 40503u;
-
-	p[0] = MAGIC;
-	p[1] = block;
-	p[2] = gen;
-	for (size_t i = 3; i < BS / 4; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = x;
-	}
-}
 
 int main(int argc, char **argv)
 {
 	const char *dev = "/dev/vda";
 	uint32_t nblocks = 2048;
-	double max_s = 3600, gap, maxgap = 0, maxgap_at = 0, last, t0, next_report;
-	double wgap = 0, wgap_at = 0;
-	unsigned long long ops = 0, ioerr = 0, bad = 0;
-	uint32_t *gens, *wbuf, *rbuf, *expect;
+	double max_s = 3600, t0, next_report;
+	struct vloop v = { .tag = "FDH-BLK", .magic = MAGIC };
 	int opt, fd;
 
 	while ((opt = getopt(argc, argv, "d:n:t:")) != -1) {
@@ -81,77 +52,29 @@ int main(int argc, char **argv)
 		printf("FDH-BLK: open %s: %s\n", dev, strerror(errno));
 		return 1;
 	}
-	gens = calloc(nblocks, sizeof(*gens));
-	if (!gens || posix_memalign((void **)&wbuf, BS, BS) ||
-	    posix_memalign((void **)&rbuf, BS, BS) ||
-	    posix_memalign((void **)&expect, BS, BS))
+	v.gens = calloc(nblocks, sizeof(*v.gens));
+	if (!v.gens || posix_memalign((void **)&v.wbuf, BS, BS) ||
+	    posix_memalign((void **)&v.rbuf, BS, BS) ||
+	    posix_memalign((void **)&v.expect, BS, BS))
 		return 1;
 	printf("FDH-BLK: started dev=%s blocks=%u\n", dev, nblocks);
 	fflush(stdout);
 
-	t0 = last = now();
+	t0 = v.last = vl_now();
 	next_report = t0 + 1;
-	for (uint64_t it = 0; now() - t0 < max_s; it++) {
-		uint32_t b = it % nblocks;
-		off_t off = (off_t)b * BS;
+	for (uint64_t it = 0; vl_now() - t0 < max_s; it++) {
 		double t;
 
-		/* 1. what we wrote last time must still be there */
-		if (gens[b]) {
-			if (pread(fd, rbuf, BS, off) != BS) {
-				ioerr++;
-			} else {
-				fill(expect, b, gens[b]);
-				if (memcmp(rbuf, expect, BS)) {
-					bad++;
-					printf("FDH-BLK: BAD old block %u gen %u\n", b, gens[b]);
-				}
-			}
-			ops++;
-		}
-		/* 2. write a new generation and read it back */
-		fill(wbuf, b, gens[b] + 1);
-		if (pwrite(fd, wbuf, BS, off) != BS) {
-			ioerr++;
-			printf("FDH-BLK: write error block %u: %s\n", b, strerror(errno));
-		} else {
-			gens[b]++;
-		}
-		ops++;
-		if (pread(fd, rbuf, BS, off) != BS) {
-			ioerr++;
-		} else if (memcmp(rbuf, wbuf, BS)) {
-			bad++;
-			printf("FDH-BLK: BAD new block %u gen %u\n", b, gens[b]);
-		}
-		ops++;
-
-		t = now();
-		gap = t - last;
-		if (gap > maxgap) {
-			maxgap = gap;
-			maxgap_at = t;
-		}
-		if (gap > wgap) {
-			wgap = gap;
-			wgap_at = t;
-		}
-		if (gap * 1e3 >= GAP_MS) {
-			printf("FDH-BLK: gap_ms=%.1f end=%.3f\n", gap * 1e3, t);
-			fflush(stdout);
-		}
-		last = t;
+		vl_step(&v, fd, it % nblocks, 0);
+		t = vl_now();
+		vl_tick(&v, t);
 		if (t >= next_report) {
-			printf("FDH-BLK: ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f at=%.3f "
-			       "wgap_ms=%.1f wgap_end=%.3f now=%.3f\n",
-			       ops, ioerr, bad, maxgap * 1e3, maxgap_at,
-			       wgap * 1e3, wgap_at, t);
+			vl_report(&v, t);
+			printf("\n");
 			fflush(stdout);
-			wgap = 0;
+			v.wgap = 0;
 			next_report = t + 1;
 		}
 	}
-	printf("FDH-BLK: done ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f\n",
-	       ops, ioerr, bad, maxgap * 1e3);
-	return ioerr || bad;
+	return vl_done(&v);
 }

@@ -21,40 +21,13 @@
  * gap of GAP_MS or more "FDH-FS: gap_ms=G end=T".  Exits after SECONDS.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BS 4096
-#define GAP_MS 25
+#include "verifyloop.h"
+
 #define MAGIC 0x46444846u /* "FDHF" */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void fill(uint32_t *p, uint32_t block, uint32_t gen)
-{
-	uint32_t x = block * 2654435761u ^ gen * 40503u;
-
-	p[0] = MAGIC;
-	p[1] = block;
-	p[2] = gen;
-	for (size_t i = 3; i < BS / 4; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = x;
-	}
-}
 
 static int open_in(const char *dir, const char *name, int flags)
 {
@@ -68,11 +41,11 @@ int main(int argc, char **argv)
 {
 	const char *dir = "/mnt";
 	uint32_t nblocks = 64;
-	double max_s = 3600, gap, maxgap = 0, maxgap_at = 0, last, t0, next_report;
-	double wgap = 0, wgap_at = 0;
-	unsigned long long ops = 0, ioerr = 0, bad = 0, before_ok = 0, before_bad = 0;
+	double max_s = 3600, t0, next_report;
+	unsigned long long before_ok = 0, before_bad = 0;
 	static uint32_t wbuf[BS / 4], rbuf[BS / 4], expect[BS / 4];
-	uint32_t *gens;
+	struct vloop v = { .tag = "FDH-FS", .magic = MAGIC,
+			   .wbuf = wbuf, .rbuf = rbuf, .expect = expect };
 	struct stat st;
 	int opt, fd, bfd;
 
@@ -86,8 +59,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	gens = calloc(nblocks, sizeof(*gens));
-	if (!gens)
+	v.gens = calloc(nblocks, sizeof(*v.gens));
+	if (!v.gens)
 		return 1;
 	bfd = open_in(dir, "before", O_RDWR | O_CREAT | O_TRUNC);
 	fd = open_in(dir, "loop", O_RDWR | O_CREAT | O_TRUNC);
@@ -95,7 +68,7 @@ int main(int argc, char **argv)
 		printf("FDH-FS: open in %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	fill(wbuf, 0, 1);
+	vl_fill(&v, wbuf, 0, 1);
 	if (pwrite(bfd, wbuf, BS, 0) != BS || fsync(bfd) || fstat(bfd, &st)) {
 		printf("FDH-FS: writing %s/before: %s\n", dir, strerror(errno));
 		return 1;
@@ -104,59 +77,17 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.st_ino);
 	fflush(stdout);
 
-	t0 = last = now();
+	t0 = v.last = vl_now();
 	next_report = t0 + 1;
-	for (uint64_t it = 0; now() - t0 < max_s; it++) {
-		uint32_t b = it % nblocks;
-		off_t off = (off_t)b * BS;
+	for (uint64_t it = 0; vl_now() - t0 < max_s; it++) {
 		double t;
 
-		if (gens[b]) {
-			if (pread(fd, rbuf, BS, off) != BS) {
-				ioerr++;
-			} else {
-				fill(expect, b, gens[b]);
-				if (memcmp(rbuf, expect, BS)) {
-					bad++;
-					printf("FDH-FS: BAD old block %u gen %u\n", b, gens[b]);
-				}
-			}
-			ops++;
-		}
-		fill(wbuf, b, gens[b] + 1);
-		if (pwrite(fd, wbuf, BS, off) != BS || fsync(fd)) {
-			ioerr++;
-			printf("FDH-FS: write error block %u: %s\n", b, strerror(errno));
-		} else {
-			gens[b]++;
-		}
-		ops++;
-		if (pread(fd, rbuf, BS, off) != BS) {
-			ioerr++;
-		} else if (memcmp(rbuf, wbuf, BS)) {
-			bad++;
-			printf("FDH-FS: BAD new block %u gen %u\n", b, gens[b]);
-		}
-		ops++;
-
-		t = now();
-		gap = t - last;
-		if (gap > maxgap) {
-			maxgap = gap;
-			maxgap_at = t;
-		}
-		if (gap > wgap) {
-			wgap = gap;
-			wgap_at = t;
-		}
-		if (gap * 1e3 >= GAP_MS) {
-			printf("FDH-FS: gap_ms=%.1f end=%.3f\n", gap * 1e3, t);
-			fflush(stdout);
-		}
-		last = t;
+		vl_step(&v, fd, it % nblocks, 1);
+		t = vl_now();
+		vl_tick(&v, t);
 		if (t >= next_report) {
 			/* the file made first, by the fd that has stayed open */
-			fill(expect, 0, 1);
+			vl_fill(&v, expect, 0, 1);
 			if (pread(bfd, rbuf, BS, 0) == BS && !memcmp(rbuf, expect, BS)) {
 				before_ok++;
 			} else {
@@ -165,18 +96,13 @@ int main(int argc, char **argv)
 			}
 			if (fstat(bfd, &st))
 				st.st_ino = 0;
-			printf("FDH-FS: ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f at=%.3f "
-			       "wgap_ms=%.1f wgap_end=%.3f now=%.3f before_ok=%llu "
-			       "before_bad=%llu ino=%llu\n",
-			       ops, ioerr, bad, maxgap * 1e3, maxgap_at,
-			       wgap * 1e3, wgap_at, t, before_ok, before_bad,
-			       (unsigned long long)st.st_ino);
+			vl_report(&v, t);
+			printf(" before_ok=%llu before_bad=%llu ino=%llu\n",
+			       before_ok, before_bad, (unsigned long long)st.st_ino);
 			fflush(stdout);
-			wgap = 0;
+			v.wgap = 0;
 			next_report = t + 1;
 		}
 	}
-	printf("FDH-FS: done ops=%llu ioerr=%llu bad=%llu maxgap_ms=%.1f\n",
-	       ops, ioerr, bad, maxgap * 1e3);
-	return ioerr || bad;
+	return vl_done(&v);
 }
