@@ -123,11 +123,10 @@ static void answer(struct fake *f, const char *cmd, const char *id)
 		if (strcmp(f->mig, "active"))
 			event(f, "MIGRATION", f->mig);
 	}
-	/* x-fd-handover-quit: committed, it quits by itself, as if told to. */
-	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "commit-quits")) {
-		unlink(f->path);
+	/* x-fd-handover-quit: committed, it exits by itself, with no
+	 * teardown (its listener keeps its name). */
+	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "commit-quits"))
 		_exit(0);
-	}
 	/* Killed in the switch, before it could say how it ended. */
 	if (f->source && strcmp(cmd, "migrate") == 0 && is(f, "die-in-switch"))
 		_exit(9);
