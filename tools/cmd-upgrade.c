@@ -1473,8 +1473,10 @@ static int run_phases(struct upgrade *u)
 		u->warning = g_steal_pointer(&u->error);
 		cli_warn("upgrade: %s", u->warning);
 		/* Its monitor may have gone with the target itself, whose
-		 * exit (seen by the child watch, not yet run) decides below. */
-		wait_until(u, target_reaped, ROLLBACK_WAIT_MS);
+		 * exit (seen by the child watch, not yet run) decides below.
+		 * Only then: a target that is merely slow is left alone. */
+		if (u->dst && qmp_is_closed(u->dst))
+			wait_until(u, target_reaped, ROLLBACK_WAIT_MS);
 	}
 	/* The target took the guest over and then went: nothing runs the
 	 * guest now (the committed source refuses to), so this is no upgrade
