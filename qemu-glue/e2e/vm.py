@@ -528,8 +528,13 @@ class Qemu:
         vlog("start", self.name, " ".join(full))
         self._err = open(self.stderr_path, "w")
         self.t_start = mono()
+        # In the VM's workdir, which its uid can reach: the driver starts
+        # the target in the source's working directory, and the harness's
+        # own (the clone, under a 0700 mktemp dir in CI) may be closed to
+        # an unprivileged uid.
         self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=self._err,
-                                     stderr=subprocess.STDOUT, pass_fds=self.pass_fds)
+                                     stderr=subprocess.STDOUT, pass_fds=self.pass_fds,
+                                     cwd=self.vm.workdir)
         return self
 
     @property
