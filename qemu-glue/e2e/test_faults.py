@@ -706,11 +706,23 @@ def fd_desc(f: dict) -> str:
     return "%s %s%s" % (f["kind"], f.get("target", ""), " (%s)" % what if what else "")
 
 
+def kind_of(f: dict) -> str:
+    """An fd's kind; listening unix sockets, and unix sockets whose peer no
+    process holds (a monitor client that went: QEMU closes its end only
+    when it next reads it), apart."""
+    u = f.get("unix") or {}
+    if f["kind"] != "unix":
+        return f["kind"]
+    if u.get("state") == "listening":
+        return "unix listening"
+    if not (u.get("peer") or {}).get("pid"):
+        return "unix without a peer"
+    return "unix"
+
+
 def kinds_of(fds: list) -> collections.Counter:
-    """fds per kind; listening unix sockets apart."""
-    return collections.Counter(
-        "unix listening" if f["kind"] == "unix" and (f.get("unix") or {}).get("state") ==
-        "listening" else f["kind"] for f in fds)
+    """fds per kind (kind_of)."""
+    return collections.Counter(kind_of(f) for f in fds)
 
 
 def fd_diff(before: list, after: list) -> tuple:
@@ -754,6 +766,9 @@ def check_fds(g: Guest, owner: str, fault: str, entries: list, before: list,
             # gave the previous target (inherited listener): reported, see
             # Documentation/upgrade.md's findings; anything else fails.
             monitors = gained.pop("unix listening", 0)
+            # A closed monitor client's socket, not yet read by QEMU:
+            # reported, not counted (seen in 1 of 3 CI runs, >10 s).
+            dead = gained.pop("unix without a peer", 0) + lost.pop("unix without a peer", 0)
             bad = diff or gained or lost
             ref = sum(prev.values()) if prev else len(fds)
         if not bad or time.monotonic() > end:
@@ -765,6 +780,8 @@ def check_fds(g: Guest, owner: str, fault: str, entries: list, before: list,
         text = "= (%d)" % len(fds)
         if owner == "target" and monitors:
             text += "; +%d listening monitor socket than the previous target" % monitors
+        if owner == "target" and dead:
+            text += "; %d closed monitor connection(s) QEMU had not read yet" % dead
         if fault == "kill-backend":
             text += "; the backend's connection, channel and eventfds closed" \
                 if owner == "source" else "; vhost-user gone with the backend"
