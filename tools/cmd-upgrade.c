@@ -153,7 +153,7 @@ struct upgrade {
 	/* What prepare changed on the source, to put back on a rollback. */
 	JsonNode *saved_caps;		/* [{capability, state}] */
 	char *saved_mode;
-	/* The source offers x-fd-handover-quit: committed, it quits by
+	/* The source offers x-fd-handover-quit: committed, it exits by
 	 * itself, so a driver killed after the commit leaves no source. */
 	bool src_can_quit;
 	bool caps_changed;
@@ -871,7 +871,7 @@ static int save_source_settings(struct upgrade *u)
 		const char *name = member_string(c, "capability");
 
 		/* An older source (series before 0016) lacks it: it then
-		 * stays until we quit it, as before. */
+		 * stays until we quit it. */
 		if (name && strcmp(name, QUIT_CAP) == 0) {
 			u->src_can_quit = true;
 			json_builder_add_value(b, json_node_copy(c));
@@ -1010,8 +1010,8 @@ static int phase_prepare(struct upgrade *u, GString *detail)
 		return r;
 	/* return-path: the source completes only once the target has loaded
 	 * everything and said so; that makes 'completed' the commit point.
-	 * x-fd-handover-quit: after it, the source ends itself even if we
-	 * are killed; we still quit it ourselves, which it survives. */
+	 * x-fd-handover-quit: after it, the source exits by itself even if
+	 * we are killed; our own quit then finds its monitor closed. */
 	quit = u->src_can_quit && !u->keep_source;
 	a1 = caps_args(handover_caps_on(quit));
 	u->caps_changed = true;

@@ -923,8 +923,8 @@ def cell_body(g, c, phase, fault, expect, row, src, proxy, entries, src_fds0, bl
     if owner == "target":
         new = cands["target"]
         # The driver set x-fd-handover-quit (patch 0016): committed, the
-        # source quits by itself, whether the driver lives or not.
-        row["source_quit"] = wait_dead(src.pid, SOURCE_QUIT_S) or not src.alive()
+        # source exits by itself, whether the driver lives or not.
+        row["source_quit"] = wait_dead(src.pid, SOURCE_QUIT_S)
         if not row["source_quit"]:
             row["notes"].append("the committed source did not quit by itself")
         if src.alive():
