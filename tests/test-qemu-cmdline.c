@@ -356,6 +356,7 @@ TEST(tap_fds_are_left_to_the_manifest)
 	qemu_target_argv_free(&t);
 }
 
+/* A source without vhost-net handover (or vhost not open): refused. */
 TEST(vhost_net_is_refused_naming_the_netdev)
 {
 	const char *a[] = { "qemu-system-x86_64", "-netdev", "tap,id=net7,fd=5,vhost=on", NULL };
@@ -378,6 +379,50 @@ TEST(vhost_net_is_refused_naming_the_netdev)
 	g_free(err);
 	ASSERT_EQ(build(d, &t, &err), -EOPNOTSUPP, "vhostforce implies vhost=on");
 	ASSERT_TRUE(strstr(err, "hn9"), "%s", err);
+	g_free(err);
+}
+
+/*
+ * The source hands the netdev's vhost-net devices over (its manifest says
+ * so): vhost=on and vhostfd(s)= stay as written, their numbers are not
+ * inherited (the target takes the devices from the manifest), and only
+ * those netdevs: another tap with vhost, or vhost-vsock, is refused.
+ */
+TEST(vhost_net_handed_over_is_kept_and_not_inherited)
+{
+	static const char *const ids[] = { "net7", "hostnet3" };
+	struct qemu_target_spec s = spec;
+	const char *a[] = { "qemu-system-x86_64",
+		"-netdev", "tap,id=net7,fds=5:6,vhost=on,queues=2",
+		"-netdev", "{\"type\":\"tap\",\"fd\":\"17\",\"vhost\":true,\"vhostfd\":\"19\",\"id\":\"hostnet3\"}",
+		NULL };
+	const char *b[] = { "qemu-system-x86_64",
+		"-netdev", "tap,id=net7,fd=5,vhost=on",
+		"-netdev", "tap,id=net8,fd=6,vhostfd=9", NULL };
+	const char *c[] = { "qemu-system-x86_64", "-netdev", "tap,id=net7,fd=5,vhost=on",
+		"-device", "vhost-vsock-pci,id=vsock0,guest-cid=3,vhostfd=20", NULL };
+	struct qemu_target_argv t;
+	bool noted = false;
+	char *err;
+
+	s.vhost_netdevs = ids;
+	s.n_vhost_netdevs = 2;
+	ASSERT_EQ(build_with(&s, a, &t, &err), 0, "%s", err ? err : "");
+	ASSERT_GE(find_opt(t.argv, "-netdev", "tap,id=net7,fds=5:6,vhost=on,queues=2"), 0);
+	ASSERT_GE(find_opt(t.argv, "-netdev",
+			   "{\"type\":\"tap\",\"fd\":\"17\",\"vhost\":true,\"vhostfd\":\"19\",\"id\":\"hostnet3\"}"), 0);
+	ASSERT_FALSE(has_fd(&t, 17) || has_fd(&t, 19) || has_fd(&t, 5),
+		     "the target takes TAP and vhost-net from the manifest");
+	for (char **n = t.notes; n && *n; n++)
+		noted = noted || (strstr(*n, "hostnet3") && strstr(*n, "vhostfd"));
+	ASSERT_TRUE(noted, "vhostfd= kept as written is noted");
+	qemu_target_argv_free(&t);
+
+	ASSERT_EQ(build_with(&s, b, &t, &err), -EOPNOTSUPP, "net8 is not handed over");
+	ASSERT_TRUE(strstr(err, "net8") && strstr(err, "vhost=off"), "%s", err);
+	g_free(err);
+	ASSERT_EQ(build_with(&s, c, &t, &err), -EOPNOTSUPP);
+	ASSERT_TRUE(strstr(err, "vsock0"), "%s", err);
 	g_free(err);
 }
 

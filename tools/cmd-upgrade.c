@@ -637,9 +637,29 @@ static int phase_manifest(struct upgrade *u, GString *detail)
 	return 0;
 }
 
+/*
+ * The -netdev ids whose vhost-net devices the source hands over: its
+ * manifest's vhost-net entries, owned by "<id>.vhost" (patch 0023).
+ */
+static GPtrArray *manifest_vhost_netdevs(const struct fdh_manifest *m)
+{
+	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+
+	for (size_t i = 0; m && i < m->n_entries; i++) {
+		const struct fdh_manifest_entry *e = &m->entries[i];
+
+		if (e->kind == FDH_KIND_VHOST_NET && g_str_has_suffix(e->owner, ".vhost"))
+			g_ptr_array_add(ids, g_strndup(e->owner, strlen(e->owner) - 6));
+	}
+	return ids;
+}
+
 static int build_target_argv(struct upgrade *u)
 {
+	g_autoptr(GPtrArray) vhost_ids = manifest_vhost_netdevs(u->manifest);
 	struct qemu_target_spec spec = {
+		.vhost_netdevs = (const char *const *)vhost_ids->pdata,
+		.n_vhost_netdevs = vhost_ids->len,
 		.qemu = u->new_qemu,
 		.manifest = u->manifest_path,
 		.qmp_path = u->dst_qmp_path,

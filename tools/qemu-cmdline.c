@@ -788,17 +788,31 @@ use:
 	return true;
 }
 
-/* -netdev/-nic: TAP queues come from the manifest; vhost is refused. */
+static bool vhost_handed_over(const struct rewrite *w, const char *id)
+{
+	for (size_t i = 0; i < w->spec->n_vhost_netdevs; i++)
+		if (id[0] && strcmp(w->spec->vhost_netdevs[i], id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * -netdev/-nic: TAP queues come from the manifest, and so do vhost-net
+ * devices when the source hands them over; vhost is refused otherwise.
+ */
 static bool rewrite_netdev(struct rewrite *w, const struct word *x)
 {
 	struct qemu_opt o;
 
 	read_opt(&o, x->val);
 	if (strcmp(o.type, "tap") == 0) {
-		if (o.vhost || o.n_vhostfds) {
-			return refuse(w, "-%s %s: vhost-net is not handed over yet (the kernel ties a vhost device to its owner's memory); start the VM with vhost=off",
+		if ((o.vhost || o.n_vhostfds) && !vhost_handed_over(w, o.id)) {
+			return refuse(w, "-%s %s: vhost=on, but the source hands over no vhost-net device for it (its QEMU lacks fd handover of vhost-net, patch 0023, or the device is not open); start the VM with vhost=off",
 				      x->name, o.id[0] ? o.id : "(no id)");
 		}
+		if (o.n_vhostfds)
+			note(w, "-%s %s: vhostfd=/vhostfds= kept as written; the target takes the vhost-net devices from the manifest and never reads those numbers",
+			     x->name, o.id);
 		if (o.n_fds)
 			note(w, "-%s %s: fd=/fds= kept as written; the target adopts the TAP queues from the manifest and never reads those numbers",
 			     x->name, o.id[0] ? o.id : "(no id)");
@@ -1037,7 +1051,10 @@ static bool rewrite_word(struct rewrite *w, const struct word *x)
  *  -add-fd fd=N       N inherited (so /dev/fdset/S paths stay valid).
  *  -netdev tap,fd=N   kept, not inherited: the target adopts the queues
  *                     from the manifest and never reads fd= (patch 0003).
- *                     vhost=on, vhostforce=on, vhostfd(s)= refused.
+ *                     vhost=on, vhostforce=on, vhostfd(s)=: kept, not
+ *                     inherited, if the source hands the netdev's
+ *                     vhost-net devices over (spec->vhost_netdevs; patch
+ *                     0023), refused otherwise.
  *  -netdev other,fd=N / -object,-device ...,fd=N: N inherited;
  *                     vhostfd= (vhost-vsock) refused.
  *  -D P, -trace file=P  the target's own file in spec->workdir.

@@ -100,6 +100,14 @@ struct qemu_target_spec {
 	 */
 	const struct qemu_listener *listeners;
 	size_t n_listeners;
+	/*
+	 * Optional: the -netdev ids whose vhost-net devices the source
+	 * hands over (its manifest has kind vhost-net entries owned by
+	 * "<id>.vhost": its QEMU has patch 0023).  Only those keep
+	 * vhost=on / vhostfd(s)=; any other tap with vhost is refused.
+	 */
+	const char *const *vhost_netdevs;
+	size_t n_vhost_netdevs;
 };
 
 struct qemu_target_argv {
