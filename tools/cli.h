@@ -192,6 +192,15 @@ struct sock_holder {
 #define PROC_SCAN_MAX_LINKS (1u << 20)
 int proc_socket_holders(struct sock_holder *h, size_t n, pid_t avoid);
 
+/*
+ * How many vhost devices pid owns: the kernel names each owned device's
+ * worker "vhost-<owner pid>", a kernel thread up to 6.3, a thread of the
+ * owner itself since 6.4 (vhost_task); both are counted.  The kernel does
+ * not say which fd a worker serves.  0 when none (released, or never
+ * owned), -errno if /proc cannot be read.
+ */
+int proc_vhost_workers(pid_t pid);
+
 /* The fd numbers open in pid, sorted; *ret_fds is malloc'd. */
 int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n);
 

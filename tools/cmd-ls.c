@@ -44,6 +44,7 @@ struct listing {
 	pid_t pid;
 	char comm[16];
 	bool complete;			/* false: the process exited meanwhile */
+	int vhost_workers;		/* proc_vhost_workers(), if a vhost-net fd */
 	size_t n;
 	struct row *rows;
 };
@@ -176,10 +177,36 @@ static void print_json(const struct listing *l)
 		json_u64("pos", info->pos);
 		json_u64("mnt_id", info->mnt_id);
 		describe_json(info, &row->peer);
+		if (info->kind == FDH_KIND_VHOST_NET && l->vhost_workers >= 0)
+			json_i64("owner_vhost_workers", l->vhost_workers);
 		json_end_object();
 	}
 	json_end_array();
 	json_end();
+}
+
+/*
+ * Who owns a vhost-net device is the kernel's, and it names no fd: it
+ * shows only as workers "vhost-<owner pid>", one per owned device.  So
+ * the row says how many this process owns; none means the devices are
+ * released (a handover source after its stop) or not yet taken (a
+ * target before its start).
+ */
+static void vhost_owner_text(const struct listing *l, char *buf, size_t size)
+{
+	size_t n = strlen(buf);
+
+	if (l->vhost_workers < 0)
+		snprintf(buf + n, size - n, "; owner unknown");
+	else if (l->vhost_workers == 0)
+		snprintf(buf + n, size - n,
+			 "; owner: none of pid %d's (no worker vhost-%d: released or not yet taken)",
+			 l->pid, l->pid);
+	else
+		snprintf(buf + n, size - n,
+			 "; owner: pid %d, which owns %d vhost device%s (workers vhost-%d)",
+			 l->pid, l->vhost_workers,
+			 l->vhost_workers == 1 ? "" : "s", l->pid);
 }
 
 static void print_text(const struct listing *l)
@@ -212,6 +239,8 @@ static void print_text(const struct listing *l)
 		cli_table_add(t, "%s", words);
 		cli_table_add(t, "%" PRIu64, info->ino);
 		describe_text(info, &row->peer, details, sizeof(details));
+		if (info->kind == FDH_KIND_VHOST_NET)
+			vhost_owner_text(l, details, sizeof(details));
 		cli_table_add(t, "%s", details);
 	}
 	cli_table_print(t, stdout);
@@ -301,6 +330,12 @@ int cmd_ls(int argc, char **argv)
 	if (kinds)
 		filter_kinds(&l, kinds);
 	find_peers(&l);
+	l.vhost_workers = -1;
+	for (size_t i = 0; i < l.n; i++)
+		if (!l.rows[i].err && l.rows[i].info.kind == FDH_KIND_VHOST_NET) {
+			l.vhost_workers = proc_vhost_workers(l.pid);
+			break;
+		}
 	if (cli.json)
 		print_json(&l);
 	else

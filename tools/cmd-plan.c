@@ -569,6 +569,31 @@ static void number_owners(struct plan *p)
 	}
 }
 
+/*
+ * A QEMU opens one vhost-net device per queue pair, in queue order (or
+ * takes them in vhostfds= order): the index is the queue pair.  Its
+ * owner in the kernel shows only as workers "vhost-<pid>".
+ */
+static void describe_vhost_queues(struct plan *p)
+{
+	int workers = -1;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct item *it = &p->items[i];
+		size_t n = strlen(it->why);
+
+		if (!it->move || it->manifest_kind != FDH_KIND_VHOST_NET)
+			continue;
+		if (workers == -1)
+			workers = proc_vhost_workers(p->pid);
+		snprintf(it->why + n, sizeof(it->why) - n,
+			 "; queue pair %" PRIu32 "; owner: %s", it->index,
+			 workers > 0 ? "this process (worker vhost-<pid>)" :
+			 workers == 0 ? "none (released or not yet taken)" :
+			 "unknown");
+	}
+}
+
 static int build_manifest(const struct plan *p, struct fdh_manifest **ret)
 {
 	struct fdh_manifest *m = fdh_manifest_new();
@@ -782,6 +807,7 @@ int cmd_plan(int argc, char **argv)
 			generic_classify(&p, &p.items[i]);
 	}
 	number_owners(&p);
+	describe_vhost_queues(&p);
 	r = build_manifest(&p, &m);
 	if (r)
 		goto out;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -267,4 +268,74 @@ int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n)
 	*ret_fds = fds;
 	*ret_n = n;
 	return 0;
+}
+
+/* "vhost-<owner>" in /proc/<dir>/comm (dir: "123" or "123/task/124"). */
+static bool is_vhost_worker(const char *dir, const char *want)
+{
+	char path[320], comm[32];
+	FILE *f;
+	bool yes = false;
+
+	snprintf(path, sizeof(path), "/proc/%s/comm", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(comm, sizeof(comm), f)) {
+		comm[strcspn(comm, "\n")] = '\0';
+		yes = strcmp(comm, want) == 0;
+	}
+	fclose(f);
+	return yes;
+}
+
+int proc_vhost_workers(pid_t pid)
+{
+	char want[32], dir[64];
+	struct dirent *d;
+	DIR *proc;
+	int n = 0;
+
+	snprintf(want, sizeof(want), "vhost-%d", (int)pid);
+	/* 6.4+: threads of the owner (never the main thread). */
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	proc = opendir(dir);
+	if (!proc)
+		return -errno;
+	while ((d = readdir(proc))) {
+		char sub[320];
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9' ||
+		    atoi(d->d_name) == pid)
+			continue;
+		snprintf(sub, sizeof(sub), "%d/task/%s", (int)pid, d->d_name);
+		n += is_vhost_worker(sub, want);
+	}
+	closedir(proc);
+	if (n)
+		return n;
+	/* Up to 6.3: kernel threads, children of kthreadd (pid 2). */
+	proc = opendir("/proc");
+	if (!proc)
+		return -errno;
+	while ((d = readdir(proc))) {
+		char stat[320], buf[256], *rp;
+		FILE *f;
+		int ppid = -1;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9' ||
+		    !is_vhost_worker(d->d_name, want))
+			continue;
+		snprintf(stat, sizeof(stat), "/proc/%s/stat", d->d_name);
+		f = fopen(stat, "re");
+		if (!f)
+			continue;
+		/* "pid (comm) S ppid ...": comm may hold anything, so from the last ')' */
+		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+			sscanf(rp + 1, " %*c %d", &ppid);
+		fclose(f);
+		n += ppid == 2;
+	}
+	closedir(proc);
+	return n;
 }

@@ -68,6 +68,27 @@ def start_target(vm: VM, name: str):
     return tgt, uri
 
 
+def start_target_argv(vm: VM, name: str, vhost: bool):
+    """start_target()'s first steps, for a target whose -netdev says
+    vhost=on or off regardless of the source's: returns (Qemu, QMP of the
+    source)."""
+    src = vm.src.qmp()
+    info = src.execute("x-query-fd-handover")
+    manifest = vm.path(name + ".fdhm")
+    fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, base64.b64decode(info["manifest"]))
+    os.close(fd)
+    if vm.uid is not None:
+        os.chown(manifest, vm.uid, vm.gid)
+    was, vm.vhost = vm.vhost, vhost
+    try:
+        tgt = vm.start_qemu(QEMU, name, incoming=["defer"], extra=[
+            "-object", "x-fd-handover,id=fdh0,manifest=" + manifest])
+    finally:
+        vm.vhost = was
+    return tgt, src
+
+
 def running(qemu) -> bool:
     if not qemu.alive():
         return False
@@ -165,6 +186,36 @@ def a_source_without_return_path_refuses_the_handover():
         check(running(vm.src), "the source runs on")
         tgt.kill()
         vm.peer.stop()
+
+
+
+
+@test
+def a_vhost_on_target_of_a_source_without_vhost_net_fails_cleanly():
+    """Issue 14: a target started with vhost=on takes the source's vhost-net
+    devices from the manifest and never opens /dev/vhost-net.  A source that
+    hands none over (it runs vhost=off, as it must where /dev/vhost-net does
+    not exist): the target refuses at start, naming the netdev and the
+    reason, and the source never notices (it keeps running, 0 lost)."""
+    with VM(queues=2, tag="vhoff") as vm:
+        boot(vm)
+        tgt, src = start_target_argv(vm, "tvh", vhost=True)
+        rc = tgt.wait(timeout=60)
+        err = tgt.stderr()
+        diag("target rc %s: %s" % (rc, err.strip()[-300:]))
+        check(rc not in (None, 0), "the vhost=on target exits (rc %s)" % rc)
+        check("net0" in err and "vhost=on" in err and
+              "no vhost-net device" in err,
+              "it says which netdev and why")
+        check(src.execute("query-status")["status"] == "running",
+              "the source VM keeps running")
+        check(src.execute("x-query-fd-handover").get("committed") is False,
+              "the source has not committed")
+        time.sleep(1.0)
+        rep = vm.peer.stop()
+    g, h = rep["guest_to_host"], rep["host_to_guest"]
+    diag("guest->host lost %d, host->guest lost %d" % (g["lost"], h["lost"]))
+    check(g["lost"] == 0 and h["lost"] == 0, "0 packets lost")
 
 
 if __name__ == "__main__":

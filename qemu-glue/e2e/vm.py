@@ -749,12 +749,15 @@ class VM:
                  guest_max_s: int = 1800, workdir: Optional[str] = None,
                  machine: str = "pc", keep_workdir: bool = False,
                  extra_args: Optional[list[str]] = None, ram_backend: str = "memfd",
-                 vnet_hdr: bool = True, net: str = "tap", accel: str = ACCEL):
+                 vnet_hdr: bool = True, net: str = "tap", accel: str = ACCEL,
+                 vhost: bool = False):
         if net not in ("tap", "vhost-user"):
             raise ValueError("net: tap or vhost-user, not %r" % net)
         if net == "vhost-user" and queues != 1:
             raise ValueError("net=vhost-user: single queue only")
         self.net = net
+        # -netdev tap,vhost=on: kernel vhost-net (needs /dev/vhost-net; issue 14)
+        self.vhost = vhost
         # "tcg" (the default everywhere) or "kvm": check kvm_unusable() first
         self.accel = accel
         self.ram_mb = ram_mb
@@ -857,7 +860,7 @@ class VM:
     def cmdline(self, name: str, incoming: Optional[list[str]] = None) -> list[str]:
         """QEMU arguments (without the binary) for a guest named ``name``."""
         q = self.queues
-        netdev = "tap,id=net0,vhost=off"
+        netdev = "tap,id=net0,vhost=%s" % ("on" if self.vhost else "off")
         chardev: list[str] = []
         if self.net == "vhost-user":
             chardev = ["-chardev", "socket,id=vun0,path=" + self.vhost_user_sock]
