@@ -229,7 +229,8 @@ def vhost_net_upgrade(queues: int) -> None:
               "plan: one vhost-net device per queue pair: %s" % vh)
         up = ours.upgrade(vm, QEMU, target_wrapper=NO_VHOST_NET_WRAPPER)
         rep = traffic_report(vm)
-        assert_upgraded(vm, up)
+        # (the kick/call eventfds move too, beside the target's own)
+        assert_upgraded(vm, up, exact=("memfd", "tap", "vhost-net"))
         check(target_status(up) == "running", "target running")
         assert_no_loss(rep)
 
