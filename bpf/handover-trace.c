@@ -115,6 +115,10 @@ static const struct {
 	{ "vhost_dev_start", 0 },
 	{ "vhost_dev_stop", 0 },
 	{ "vhost_commit", 0 },
+	/* kernel vhost-net across a handover (patch 0023, issue 14) */
+	{ "vhost_kernel_ioctl", 2 },		/* (fd, req, r, us) */
+	{ "vhost_dev_handover_*", 0 },
+	{ "vhost_net_handover_*", 0 },
 	{ "tap_*", 0 },
 	/* the steps inside STOP -> RESUME, one row per hit (issue 15) */
 	{ "vmstate_downtime_checkpoint", 1 },	/* (checkpoint) */
