@@ -116,7 +116,7 @@ static const struct {
 	{ "vhost_dev_stop", 0 },
 	{ "vhost_commit", 0 },
 	/* kernel vhost-net across a handover (patch 0023, issue 14) */
-	{ "vhost_kernel_ioctl", 2 },		/* (fd, req, r, us) */
+	{ "vhost_kernel_ioctl", 4 },		/* (fd, us, r, req) */
 	{ "vhost_dev_handover_*", 0 },
 	{ "vhost_net_handover_*", 0 },
 	{ "tap_*", 0 },
