@@ -256,6 +256,9 @@ class StreamProxy:
         # 0040 stops the VM only once the target answered the PING of the
         # stream header, so its device state comes after that PONG.
         self.hold_down_after_pong = False
+        # Hold "up" from the target's SHUT on (its PONG before must pass:
+        # the source stops and sends its device state only after it).
+        self.hold_up_from_shut = False
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -310,6 +313,10 @@ class StreamProxy:
                 self.t_last[d] = time.monotonic()
                 self.timeline.append((self.t_last[d], d, len(data), self.hold[d],
                                       bytes(data[-8:])))
+                if d == "up" and self.hold_up_from_shut and \
+                        self._rp_seen(MIG_RP_MSG_SHUT):
+                    self.hold["up"] = True
+                    self.hold_up_from_shut = False
                 if d == "up" and self.hold_down_after_pong and \
                         self._rp_seen(MIG_RP_MSG_PONG):
                     # before the source can read it and stop

@@ -514,7 +514,7 @@ class Cell:
         if self.phase == "migrating":
             s.hold_down_after_pong = True   # the device state, after STOP
         else:
-            s.hold["up"] = True
+            s.hold_up_from_shut = True      # the return path, from SHUT on
         self.stream = s
         self.qmp = proxy
         self.stream_ready.set()
