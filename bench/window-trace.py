@@ -44,11 +44,14 @@ def _window_rows(rows, t0, t1, slack=0.5e-3):
 
 
 MILESTONES = (
+    ("source", "ckpt src-fd-handover-target-ready", "target answered the PING, before the stop (ours, 0040)"),
     ("source", "ckpt src-vm-stopped", "vCPUs stopped, state handlers run"),
     ("source", "ckpt src-iterable-saved", "migration thread set up, RAM section done"),
     ("source", "ckpt src-non-iterable-saved", "every device section saved, EOF"),
     ("target", "ckpt dst-precopy-loadvm-completed", "every section loaded and checked"),
-    ("target", "ckpt dst-precopy-bh-enter", "target sends SHUT (ours) / starts (stock)"),
+    ("target", "ckpt dst-fd-handover-loaded-sent", "target sent SHUT (ours, 0037: before the memory commit)"),
+    ("target", "ckpt dst-fd-handover-layout-committed", "target committed the memory layout (ours, 0037)"),
+    ("target", "ckpt dst-precopy-bh-enter", "target's BH: waits for the commit (ours) / starts (stock)"),
     ("source", "qemu:source_return_path_thread_shut", "source takes SHUT"),
     ("source", "ckpt src-fd-handover-committed", "source wrote FDHCOMIT"),
     ("target", "ckpt dst-precopy-bh-committed", "target read the commit"),
@@ -90,6 +93,34 @@ def _print_window(title, rows, t0):
     return text
 
 
+def _runq_rows(path, start, src_pid, dst_pid):
+    """The two QEMUs' run-queue waits (>= --sched-min) from the tracer's
+    Perfetto file: a thread that was woken, or preempted, and waited that
+    long for a CPU.  One row each: 'runq <thread> tid (after <who ran>)'."""
+    try:
+        with open(path) as f:
+            evs = json.load(f)["traceEvents"]
+    except (OSError, ValueError, KeyError):
+        return []
+    names, begins, rows = {}, {}, []
+    for e in evs:
+        if e.get("ph") == "M" and e.get("name") == "thread_name":
+            names[e.get("tid")] = e.get("args", {}).get("name", "?")
+    for e in evs:
+        if e.get("name") != "runq wait" or e.get("pid") not in (src_pid, dst_pid):
+            continue
+        if e["ph"] == "b":
+            begins[e["id"]] = e
+        elif e["ph"] == "e" and e["id"] in begins:
+            b = begins.pop(e["id"])
+            side = "source" if b["pid"] == src_pid else "target"
+            t = start + b["ts"] / 1e6
+            who = b.get("args", {}).get("ran_before", "?")
+            rows.append((t, (e["ts"] - b["ts"]) / 1e6, side, "runq %s %d (after %s)" % (
+                names.get(b["tid"], "?"), b["tid"], who)))
+    return rows
+
+
 @variant("fd-handover-vublk-traced", binaries="new", vublk=True)
 def v_fd_handover_vublk_traced(src_bin, dst_bin, vm):
     """the same with a vhost-user-blk disk (qemu-storage-daemon, blkverify)"""
@@ -106,8 +137,10 @@ def v_fd_handover_base(src_bin, dst_bin, vm):
 def v_fd_handover_traced(src_bin, dst_bin, vm):
     """ours with `fd-handover trace` on both QEMUs' probes: the window's steps"""
     cli = ours.cli_path()
-    argv = [cli, "-j", "trace", "--no-packets", "--sched-min", "200",
-            "--usdt", dst_bin, "--duration", "60"]
+    # run-queue waits of >= 100 us come only in the Perfetto file
+    perfetto = vm.path("window-trace.perfetto.json")
+    argv = [cli, "-j", "trace", "--no-packets", "--sched-min", "100",
+            "--perfetto", perfetto, "--usdt", dst_bin, "--duration", "60"]
     if src_bin != dst_bin:
         argv += ["--usdt", src_bin]
     for p in TRACE_STEPS:
@@ -152,6 +185,7 @@ def v_fd_handover_traced(src_bin, dst_bin, vm):
         if ph["name"] == "vm running" and side == "target":
             t_resume = t
         rows.append((t, ph["duration_ns"] / 1e9, side, name))
+    rows += _runq_rows(perfetto, start, src_pid, dst_pid)
     out = {k: up[k] for k in ("t_mark", "t_running", "t_stop", "t_resume",
                               "downtime_ms", "migrate_running_ms", "stop_wall",
                               "resume_wall", "target_pid") if k in up}

@@ -42,6 +42,7 @@ import time
 from typing import Callable, Optional
 
 MIG_RP_MSG_SHUT = 1     # migration/migration.c enum mig_rp_message_type
+MIG_RP_MSG_PONG = 2
 COMMIT = b"FDHCOMIT"    # patch 0009: the source's commit after QEMU_VM_EOF
 
 
@@ -251,6 +252,13 @@ class StreamProxy:
         self.dropped: list = []
         self.timeline: list = []    # (mono, direction, bytes, held, last 8 bytes)
         self.close_on_release = False
+        # Hold "down" from the target's first PONG on: a source with patch
+        # 0040 stops the VM only once the target answered the PING of the
+        # stream header, so its device state comes after that PONG.
+        self.hold_down_after_pong = False
+        # Hold "up" from the target's SHUT on (its PONG before must pass:
+        # the source stops and sends its device state only after it).
+        self.hold_up_from_shut = False
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -305,6 +313,15 @@ class StreamProxy:
                 self.t_last[d] = time.monotonic()
                 self.timeline.append((self.t_last[d], d, len(data), self.hold[d],
                                       bytes(data[-8:])))
+                if d == "up" and self.hold_up_from_shut and \
+                        self._rp_seen(MIG_RP_MSG_SHUT):
+                    self.hold["up"] = True
+                    self.hold_up_from_shut = False
+                if d == "up" and self.hold_down_after_pong and \
+                        self._rp_seen(MIG_RP_MSG_PONG):
+                    # before the source can read it and stop
+                    self.hold["down"] = True
+                    self.hold_down_after_pong = False
                 if self.hold[d]:
                     self.held[d] += data
                 else:
@@ -330,15 +347,18 @@ class StreamProxy:
             if d == "down" and self.close_on_release:
                 _close(self.tgt, self.src)
 
-    def shut_seen(self) -> bool:
-        """The target's SHUT ("loaded") is among the return-path bytes."""
+    def _rp_seen(self, msg: int) -> bool:
         buf, off = bytes(self.log["up"]), 0
         while off + 4 <= len(buf):
             typ, ln = struct.unpack_from(">HH", buf, off)
-            if typ == MIG_RP_MSG_SHUT:
+            if typ == msg and off + 4 + ln <= len(buf):
                 return True
             off += 4 + ln
         return False
+
+    def shut_seen(self) -> bool:
+        """The target's SHUT ("loaded") is among the return-path bytes."""
+        return self._rp_seen(MIG_RP_MSG_SHUT)
 
     def wait(self, pred: Callable[["StreamProxy"], bool], timeout: float) -> bool:
         end = time.monotonic() + timeout

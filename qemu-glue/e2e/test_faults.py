@@ -38,7 +38,9 @@ How each phase is hit deterministically (faultproxy.py):
                parameters are set on both QEMUs and the target listens.
   migrating    `migrate` is held long enough to put a stream proxy on
                WORKDIR/migrate.sock; the source's device state (after its
-               STOP) is held in the proxy, so it is sent and not loaded.
+               STOP, which comes once the target answered the PING of the
+               stream header: patch 0040) is held in the proxy, so it is
+               sent and not loaded.
   shut (5a)     the target loaded, clearing PR_SET_PDEATHSIG just before
                its SHUT (patch 0009 does them in that order, since this
                matrix found the other order unsafe): strace (attached
@@ -510,9 +512,9 @@ class Cell:
             self.hold_prctl()
         s = StreamProxy(self.workdir)
         if self.phase == "migrating":
-            s.hold["down"] = True
+            s.hold_down_after_pong = True   # the device state, after STOP
         else:
-            s.hold["up"] = True
+            s.hold_up_from_shut = True      # the return path, from SHUT on
         self.stream = s
         self.qmp = proxy
         self.stream_ready.set()
@@ -590,7 +592,7 @@ class Cell:
         s, q = self.stream, self.qmp
         if self.phase == "migrating":
             if not q.wait_event(lambda m: m.get("event") == "STOP", 10) or \
-                    not s.wait(lambda s: len(s.log["down"]) > 0 and
+                    not s.wait(lambda s: len(s.held["down"]) > 0 and
                                time.monotonic() - s.t_last["down"] > 0.03, 10):
                 self.missed = "no device state from the source"
                 return
