@@ -44,13 +44,13 @@ def _window_rows(rows, t0, t1, slack=0.5e-3):
 
 
 MILESTONES = (
-    ("source", "ckpt src-fd-handover-target-ready", "target answered the PING, before the stop (ours, 0040)"),
+    ("source", "ckpt src-fd-handover-target-ready", "target answered the PING, before the stop (ours, 0030)"),
     ("source", "ckpt src-vm-stopped", "vCPUs stopped, state handlers run"),
     ("source", "ckpt src-iterable-saved", "migration thread set up, RAM section done"),
     ("source", "ckpt src-non-iterable-saved", "every device section saved, EOF"),
     ("target", "ckpt dst-precopy-loadvm-completed", "every section loaded and checked"),
-    ("target", "ckpt dst-fd-handover-loaded-sent", "target sent SHUT (ours, 0037: before the memory commit)"),
-    ("target", "ckpt dst-fd-handover-layout-committed", "target committed the memory layout (ours, 0037)"),
+    ("target", "ckpt dst-fd-handover-loaded-sent", "target sent SHUT (ours, 0027: before the memory commit)"),
+    ("target", "ckpt dst-fd-handover-layout-committed", "target committed the memory layout (ours, 0027)"),
     ("target", "ckpt dst-precopy-bh-enter", "target's BH: waits for the commit (ours) / starts (stock)"),
     ("source", "qemu:source_return_path_thread_shut", "source takes SHUT"),
     ("source", "ckpt src-fd-handover-committed", "source wrote FDHCOMIT"),

@@ -390,7 +390,7 @@ static void on_src_event(struct qmp *q, const char *name, JsonObject *data,
 		   json_object_has_member(data, "downtime")) {
 		/*
 		 * The source's own downtime, sent with its commit (patch
-		 * 0038): a source with x-fd-handover-quit exits right after
+		 * 0028): a source with x-fd-handover-quit exits right after
 		 * it, before query-migrate could be answered.
 		 */
 		u->downtime_ms = json_object_get_int_member(data, "downtime");
@@ -1132,7 +1132,7 @@ static int phase_switch(struct upgrade *u, GString *detail)
 	}
 	/*
 	 * The source's own downtime figure: from its commit event, else (a
-	 * source without patch 0038) one question after the fact.
+	 * source without patch 0028) one question after the fact.
 	 */
 	if (u->downtime_ms < 0 &&
 	    qmp_execute(u->src, "query-migrate", NULL, &info, u->timeout_ms,

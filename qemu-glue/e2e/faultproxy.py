@@ -253,7 +253,7 @@ class StreamProxy:
         self.timeline: list = []    # (mono, direction, bytes, held, last 8 bytes)
         self.close_on_release = False
         # Hold "down" from the target's first PONG on: a source with patch
-        # 0040 stops the VM only once the target answered the PING of the
+        # 0030 stops the VM only once the target answered the PING of the
         # stream header, so its device state comes after that PONG.
         self.hold_down_after_pong = False
         # Hold "up" from the target's SHUT on (its PONG before must pass:

@@ -75,7 +75,7 @@ def upgrade(vm, qemu: str, pid: int) -> tuple:
 
     def hold_shut(proxy: QmpProxy, line: bytes) -> None:
         s = StreamProxy(ev["workdir"])
-        s.hold_up_from_shut = True  # the PONG passes: the source stops after it (0040)
+        s.hold_up_from_shut = True  # the PONG passes: the source stops after it (0030)
         ev["stream"] = s
         proxy.send_up(line)
 

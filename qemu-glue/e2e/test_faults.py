@@ -39,7 +39,7 @@ How each phase is hit deterministically (faultproxy.py):
   migrating    `migrate` is held long enough to put a stream proxy on
                WORKDIR/migrate.sock; the source's device state (after its
                STOP, which comes once the target answered the PING of the
-               stream header: patch 0040) is held in the proxy, so it is
+               stream header: patch 0030) is held in the proxy, so it is
                sent and not loaded.
   shut (5a)     the target loaded, clearing PR_SET_PDEATHSIG just before
                its SHUT (patch 0009 does them in that order, since this
