@@ -21,6 +21,13 @@ VM's network namespace, on its loopback:
         br.pid, br.sock, br.connection(), br.requests(t0)
         br.stop()
 
+A second bridge (bench/upgrade's stock variant: one bridge serves one
+front end, so stock QEMU's target needs its own) shares the relay: the first
+Bridge is made with relay_to=[its port, the second's port], the second with
+relay=False, its own sock, name and bridge_port.  The relay then learns like
+an Ethernet switch: frames for the guest go to the bridge that sent the
+guest's last frame.
+
 The relay is this file run as a script (`vubr.py relay ...`); it exits by
 itself after --max-s seconds or when its parent dies.  The bridge runs
 under `timeout` (bounded too) and, by default, under strace so that the
@@ -89,7 +96,9 @@ def relay_main(argv: list) -> int:
                     help="the TAP was made with vnet_hdr: open it so, strip/add the header")
     ap.add_argument("--multi-queue", action="store_true")
     ap.add_argument("--listen", default="127.0.0.1:%d" % RELAY_PORT)
-    ap.add_argument("--to", default="127.0.0.1:%d" % BRIDGE_PORT)
+    ap.add_argument("--to", action="append", default=[],
+                    help="a bridge's UDP address (repeat for more; default 127.0.0.1:%d)"
+                    % BRIDGE_PORT)
     ap.add_argument("--max-s", type=float, default=900)
     ap.add_argument("--parent", type=int, default=0)
     ap.add_argument("--stats", default="")
@@ -113,15 +122,25 @@ def relay_main(argv: list) -> int:
         h, p = s.rsplit(":", 1)
         return h, int(p)
 
+    bridges = [addr(x) for x in a.to or ["127.0.0.1:%d" % BRIDGE_PORT]]
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(addr(a.listen))
-    udp.connect(addr(a.to))     # only the bridge's datagrams come in
+    if len(bridges) == 1:
+        udp.connect(bridges[0])     # only the bridge's datagrams come in
     udp.setblocking(False)
+    # Several bridges: frames for the guest go to the one that sent the guest's
+    # last frame (an Ethernet switch that learnt where the guest's MAC is).
+    active = bridges[0]
 
     st = {"pid": os.getpid(), "tap_to_udp": 0, "udp_to_tap": 0,
           "udp_send_errors": 0, "tap_write_errors": 0, "started_mono": time.monotonic(),
           "holding": False, "draining": False, "holds": 0, "held": 0, "held_max": 0,
-          "held_max_s": 0.0}
+          "held_max_s": 0.0, "active": active[1], "moves": 0, "t_moved_mono": 0.0,
+          # at the last move: frames sent to the bridge left behind after the last
+          # frame that came from it (the guest had moved away; they wait in that
+          # bridge's UDP buffer for a guest that is not there)
+          "sent_behind": 0}
+    sent_since_rx = 0       # frames sent to the active bridge since its last frame came
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -133,10 +152,10 @@ def relay_main(argv: list) -> int:
     held: collections.deque = collections.deque()
     draining = False
     t_hold = 0.0
-    to_port = ":%04X" % int(a.to.rsplit(":", 1)[1])
 
     def bridge_backlog() -> int:
         """Bytes waiting in the bridge's UDP receive queue (this netns's /proc/net/udp)."""
+        to_port = ":%04X" % active[1]
         try:
             with open("/proc/net/udp") as f:
                 for ln in f:
@@ -152,9 +171,11 @@ def relay_main(argv: list) -> int:
     signal.set_wakeup_fd(wake_w)
 
     def send(frame: bytes) -> None:
+        nonlocal sent_since_rx
         try:
-            udp.send(frame)
+            udp.sendto(frame, active)
             st["tap_to_udp"] += 1
+            sent_since_rx += 1
         except OSError:
             # ECONNREFUSED: the bridge is not up (yet); the frame is lost.
             st["udp_send_errors"] += 1
@@ -169,7 +190,7 @@ def relay_main(argv: list) -> int:
         os.rename(tmp, a.stats)
 
     save()
-    print("relay: ready %s <-> udp %s -> %s" % (a.tap, a.listen, a.to), file=sys.stderr,
+    print("relay: ready %s <-> udp %s -> %s" % (a.tap, a.listen, bridges), file=sys.stderr,
           flush=True)
     deadline = time.monotonic() + a.max_s
     next_save = 0.0
@@ -222,11 +243,20 @@ def relay_main(argv: list) -> int:
         if udp in r:
             for _ in range(64):
                 try:
-                    frame = udp.recv(65536)
+                    frame, src = udp.recvfrom(65536)
                 except BlockingIOError:
                     break
                 except ConnectionRefusedError:
                     continue  # an earlier send found no bridge
+                if src not in bridges:
+                    continue
+                if src != active:
+                    active = src
+                    st["active"], st["moves"] = src[1], st["moves"] + 1
+                    st["t_moved_mono"] = time.monotonic()
+                    st["sent_behind"] = sent_since_rx
+                    next_save = 0.0
+                sent_since_rx = 0
                 try:
                     os.write(tap, hdr + frame)
                     st["udp_to_tap"] += 1
@@ -266,19 +296,26 @@ class Bridge:
 
     pid: vhost-user-bridge's pid; sock: its unix socket (the path the VM's
     -chardev connects to); trace: its strace (when trace=True).
+    name: its files in the VM's work dir (NAME.log, NAME.strace).
+    relay: start the relay (False: a second bridge on the first one's relay);
+    relay_to: the bridges' UDP ports the relay serves (default: this one's).
     """
 
     def __init__(self, vm, binary: str, *, sock: Optional[str] = None,
                  trace: bool = True, max_s: float = 900,
-                 bridge_port: int = BRIDGE_PORT, relay_port: int = RELAY_PORT):
+                 bridge_port: int = BRIDGE_PORT, relay_port: int = RELAY_PORT,
+                 name: str = "vubr", relay: bool = True,
+                 relay_to: Optional[list] = None):
         self.vm = vm
         self.binary = binary
         self.sock = sock or vm.vhost_user_sock
-        self.trace = vm.path("vubr.strace") if trace else ""
+        self.trace = vm.path(name + ".strace") if trace else ""
         self.max_s = max_s
         self.bridge_port = bridge_port
         self.relay_port = relay_port
-        self.log_path = vm.path("vubr.log")
+        self.with_relay = relay
+        self.relay_to = relay_to or [bridge_port]
+        self.log_path = vm.path(name + ".log")
         self.relay_log = vm.path("relay.log")
         self.relay_stats_path = vm.path("relay.json")
         self.proc: Optional[subprocess.Popen] = None
@@ -291,12 +328,14 @@ class Bridge:
     # -- start --------------------------------------------------------------------------------
     def start(self) -> "Bridge":
         ns = self.vm.netns
-        # No IPv6 on the TAP: the host's router solicitations would wait in the bridge's UDP
-        # buffer until the guest's RX ring runs, and the bridge spins while anything waits.
-        subprocess.run(ns.exec_argv(["sysctl", "-qw",
-                                     "net.ipv6.conf.%s.disable_ipv6=1" % ns.tap]),
-                       check=False, capture_output=True)
-        self._start_relay()
+        if self.with_relay:
+            # No IPv6 on the TAP: the host's router solicitations would wait in the
+            # bridge's UDP buffer until the guest's RX ring runs, and the bridge spins
+            # while anything waits.
+            subprocess.run(ns.exec_argv(["sysctl", "-qw",
+                                         "net.ipv6.conf.%s.disable_ipv6=1" % ns.tap]),
+                           check=False, capture_output=True)
+            self._start_relay()
         self._start_bridge()
         return self
 
@@ -306,9 +345,10 @@ class Bridge:
         # qemu-glue/, whatever the caller's directory.
         argv = [sys.executable, "-B", "-m", __name__, "relay", "--tap", ns.tap,
                 "--listen", "127.0.0.1:%d" % self.relay_port,
-                "--to", "127.0.0.1:%d" % self.bridge_port,
                 "--max-s", str(self.max_s), "--parent", str(os.getpid()),
                 "--stats", self.relay_stats_path]
+        for port in self.relay_to:
+            argv += ["--to", "127.0.0.1:%d" % port]
         if ns.vnet_hdr:
             argv.append("--vnet-hdr")
         if ns.multi_queue:
@@ -331,8 +371,11 @@ class Bridge:
                 "-l", "127.0.0.1:%d" % self.bridge_port,
                 "-r", "127.0.0.1:%d" % self.relay_port]
         if self.trace:
-            # only recvmsg stops the bridge (it makes other syscalls at packet rate)
-            argv = vutrace.STRACE + ["--seccomp-bpf", "-o", self.trace, "--"] + argv
+            # only recvmsg (and the rare accept) stops the bridge (it makes other
+            # syscalls at packet rate)
+            strace = [("trace=recvmsg,accept,accept4" if x == "trace=recvmsg" else x)
+                      for x in vutrace.STRACE]
+            argv = strace + ["--seccomp-bpf", "-o", self.trace, "--"] + argv
         # bounded: timeout(1) signals its whole process group (strace and the bridge);
         # setpriv: ... and timeout goes when the test process goes.
         argv = ["setpriv", "--pdeathsig", "TERM", "--",
@@ -398,6 +441,14 @@ class Bridge:
     def requests(self, t0: float = 0, t1: float = 1e18) -> list:
         """(wall time, name) of each vhost-user request the bridge received in [t0, t1]."""
         return vutrace.requests(self.trace, t0, t1) if self.trace else []
+
+    def messages(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(wall time, connection fd, name) of each request received in [t0, t1]."""
+        return vutrace.parse_requests(read_text(self.trace), t0, t1) if self.trace else []
+
+    def accepts(self, t0: float = 0, t1: float = 1e18) -> list:
+        """(wall time, listening fd, new fd) of each connection accepted in [t0, t1]."""
+        return vutrace.parse_accepts(read_text(self.trace), t0, t1) if self.trace else []
 
     def udp_counters(self) -> dict:
         """The netns's Udp counters (RcvbufErrors: datagrams dropped on a full buffer)."""
