@@ -50,7 +50,13 @@ Things to know about vhost-user-bridge (QEMU 10.0, tests/vhost-user-bridge.c):
   the relay holds host->guest frames across the switch until the bridge
   holds its kick and call fds again (see Bridge.hold).
 - It prints per packet (stdout; TX hexdumps on stderr): stdout goes to
-  /dev/null, stderr is filtered into vubr.log.
+  /dev/null, stderr to the file vubr.stderr, which Bridge.log() reads
+  without the TX hexdumps.  A file, not a pipe: a pipe that the test
+  process drains lets the bridge block in write(2) whenever that reader is
+  off the CPU for longer than the pipe holds (64 KiB, 60-120 ms of
+  hexdumps at 1000 packets/s each way), and a blocked bridge forwards
+  nothing: its UDP receive buffer overflows (host->guest lost) and so
+  does the relay's when it catches up (guest->host lost).
 - Single queue pair only (RX is queue 0).
 """
 from __future__ import annotations
@@ -66,7 +72,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from typing import Optional
 
@@ -315,14 +320,12 @@ class Bridge:
         self.relay_port = relay_port
         self.with_relay = relay
         self.relay_to = relay_to or [bridge_port]
-        self.log_path = vm.path(name + ".log")
+        self.log_path = vm.path(name + ".stderr")
         self.relay_log = vm.path("relay.log")
         self.relay_stats_path = vm.path("relay.json")
         self.proc: Optional[subprocess.Popen] = None
         self.relay: Optional[subprocess.Popen] = None
         self.pid = 0
-        self.tx_frames = 0      # TX hexdumps on the bridge's stderr = frames it sent
-        self._drain: Optional[threading.Thread] = None
         self.start()
 
     # -- start --------------------------------------------------------------------------------
@@ -380,11 +383,9 @@ class Bridge:
         # setpriv: ... and timeout goes when the test process goes.
         argv = ["setpriv", "--pdeathsig", "TERM", "--",
                 "timeout", "-k", "5", str(int(self.max_s))] + argv
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(ns.exec_argv(argv), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._drain.start()
+                                     stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -397,23 +398,22 @@ class Bridge:
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("vhost-user-bridge did not come up (rc %s): %s" % (
-                    self.proc.poll(), read_text(self.log_path)[-1500:]))
+                    self.proc.poll(), self.log()[-1500:]))
             time.sleep(0.02)
         if self.vm.uid is not None:  # the VM's unprivileged QEMU connects
             os.chown(self.sock, self.vm.uid,
                      self.vm.gid if self.vm.gid is not None else self.vm.uid)
 
-    def _drain_stderr(self) -> None:
-        """Keep the bridge's stderr minus its per-frame TX hexdumps."""
-        assert self.proc and self.proc.stderr
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace")
-            if line.startswith("TX:"):  # qemu_hexdump: "TX:: 0000: 52 54 00 ..."
-                if line[3:].lstrip(":").startswith(" 0000:"):
-                    self.tx_frames += 1
-                continue
-            self._log.write(line)
-            self._log.flush()
+    @property
+    def tx_frames(self) -> int:
+        """Frames the bridge sent: the TX hexdumps on its stderr (qemu_hexdump:
+        "TX:: 0000: 52 54 00 ...", one line per 16 bytes)."""
+        n = 0
+        with open(self.log_path, "rb") as f:
+            for line in f:
+                if line.startswith(b"TX:") and line[3:].lstrip(b":").startswith(b" 0000:"):
+                    n += 1
+        return n
 
     # -- state ----------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -557,7 +557,9 @@ class Bridge:
             return {}
 
     def log(self) -> str:
-        return read_text(self.log_path)
+        """The bridge's stderr without the TX hexdumps."""
+        return "".join(ln for ln in read_text(self.log_path).splitlines(True)
+                       if not ln.startswith("TX:"))
 
     # -- stop -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -576,8 +578,6 @@ class Bridge:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
-        if self._drain:
-            self._drain.join(timeout=5)
         for f in (getattr(self, "_log", None), getattr(self, "_relay_log", None)):
             if f and not f.closed:
                 f.close()
