@@ -1,22 +1,29 @@
 """A backend's completion inside the switch window, made deterministic (stdlib only).
 
-Shared by test_virtiofs.py and test_vhost_user.py.  The backend is frozen (SIGSTOP) while
-the guest has a request in flight (freeze()); upgrade() then runs `fd-handover upgrade`
-with the target's return path held by faultproxy.py's StreamProxy, so that once the
-target has loaded and sent its SHUT it waits for the commit while the source is stopped:
-both QEMUs paused.  Only then is the backend let go (SIGCONT); it completes the request
-and signals the queue's call eventfd, which upgrade() sees become readable in the
-backend's /proc/PID/fdinfo (eventfd-count), before it lets the SHUT through.  The test
-then checks that this happened between the source's STOP and the target's RESUME, that
-the eventfd is the queue's call eventfd of the manifest, that the target read it, and
-that the guest, blocked on that request, goes on.
+Shared by test_virtiofs.py, test_vhost_user.py and test_vhost_user_net.py.  The backend
+is kept from completing while the guest has a request in flight: virtiofsd and
+qemu-storage-daemon are frozen (SIGSTOP, freeze()); for vhost-user-bridge the relay on
+its UDP side holds the frames for the guest (vubr.Bridge.hold()), so the receive queue's
+buffers the guest posted wait.  upgrade() then runs `fd-handover upgrade` with the
+target's return path held by faultproxy.py's StreamProxy, so that once the target has
+loaded and sent its SHUT it waits for the commit while the source is stopped: both QEMUs
+paused.  Only then is the backend let go (SIGCONT, or the relay's release); it completes
+the request (the bridge: puts the held frames into the receive queue) and signals the
+queue's call eventfd, which upgrade() sees become readable in the backend's
+/proc/PID/fdinfo (eventfd-count), before it lets the SHUT through.  The test then checks
+that this happened between the source's STOP and the target's RESUME, that the eventfd
+is the queue's call eventfd of the manifest, that the target read it, and that the
+guest, blocked on that request, goes on.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
 import time
+from typing import Callable, Optional
 
 from . import ours
 from .faultproxy import QmpProxy, StreamProxy
@@ -66,12 +73,24 @@ def freeze(pid: int, timeout: float = 5.0) -> bool:
     return frozen(pid)
 
 
-def upgrade(vm, qemu: str, pid: int) -> tuple:
-    """Upgrade vm.src to `qemu` with the frozen backend `pid` let go only while both
-    QEMUs are paused (see the module's doc).  Returns (the driver's report, ev, the
-    source): ev has t_shut (wall clock: the target's SHUT seen), t_call (an eventfd of
-    the backend became readable) and hot ({eventfd-id: count} of those), or error."""
+def upgrade(vm, qemu: str, pid: int, let_go: Optional[Callable[[], None]] = None) -> tuple:
+    """Upgrade vm.src to `qemu` with the held-back backend `pid` let go only while both
+    QEMUs are paused (see the module's doc).  let_go(): what lets it go (default: SIGCONT
+    to the frozen `pid`); called once, also if the upgrade fails before.  Returns (the
+    driver's report, ev, the source): ev has t_shut (wall clock: the target's SHUT
+    seen), t_call (an eventfd of the backend became readable) and hot ({eventfd-id:
+    count} of those), or error."""
     ev: dict = {}
+    go_done: list = []
+
+    def go() -> None:
+        if go_done:
+            return
+        go_done.append(1)
+        if let_go:
+            let_go()
+        elif os.path.exists("/proc/%d" % pid):
+            os.kill(pid, signal.SIGCONT)
 
     def hold_shut(proxy: QmpProxy, line: bytes) -> None:
         s = StreamProxy(ev["workdir"])
@@ -90,7 +109,7 @@ def upgrade(vm, qemu: str, pid: int) -> tuple:
             return
         ev["t_shut"] = time.time()
         before = eventfd_counts(pid)
-        os.kill(pid, signal.SIGCONT)
+        go()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             hot = {i: c for i, c in eventfd_counts(pid).items() if c and not before.get(i)}
@@ -109,12 +128,20 @@ def upgrade(vm, qemu: str, pid: int) -> tuple:
     try:
         up = ours.upgrade(vm, qemu, mark=False, during=during)
     finally:
-        if os.path.exists("/proc/%d" % pid):
-            os.kill(pid, signal.SIGCONT)
+        go()
         proxy.close()
         if "stream" in ev:
             ev["stream"].close()
     return up, ev, src
+
+
+def manifest(up: dict) -> dict:
+    """`fd-handover manifest show` of the stream's manifest (its JSON form)."""
+    p = subprocess.run([ours.cli_path(), "--json", "manifest", "show",
+                        up["stream_manifest"]], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "fd-handover manifest show: exit %d %s"
+          % (p.returncode, p.stderr[-300:]))
+    return json.loads(p.stdout)
 
 
 def check_window(up: dict, ev: dict, src, who: str) -> tuple:
@@ -136,17 +163,19 @@ def check_window(up: dict, ev: dict, src, who: str) -> tuple:
     return t_stop, t_resume
 
 
-def check_call(m: dict, ev: dict, up: dict, device: str, queue: int, what: str) -> None:
+def check_call(m: dict, ev: dict, up: dict, device: str, queue: int, what: str,
+               chardev: str = "vu0") -> None:
     """In the stream's manifest m: the eventfd the backend signalled is queue
-    `queue`'s call eventfd (vu0.call QUEUE; `what` names the queue), that queue
-    of /machine/peripheral/DEVICE had a request in flight when the source
-    paused, and the target reads the eventfd."""
+    `queue`'s call eventfd (CHARDEV.call QUEUE; `what` names the queue), that queue
+    of /machine/peripheral/DEVICE (DEVICE: that QOM path if it starts with "/") had
+    a request in flight when the source paused (for a receive queue: buffers the
+    guest posted for the backend to fill), and the target reads the eventfd."""
     by = {(e["owner"], e["index"]): e for e in m["entries"]}
-    call = by.get(("vu0.call", queue), {}).get("kind_id")
+    call = by.get((chardev + ".call", queue), {}).get("kind_id")
     check(call in ev["hot"], "the eventfd signalled is the %s's call eventfd "
-          "(vu0.call %d, eventfd-id %s)" % (what, queue, call))
-    rings = [r for dv in m["devices"]
-             if dv["owner"].startswith("/machine/peripheral/" + device)
+          "(%s.call %d, eventfd-id %s)" % (what, chardev, queue, call))
+    owner = device if device.startswith("/") else "/machine/peripheral/" + device
+    rings = [r for dv in m["devices"] if dv["owner"].startswith(owner)
              for r in dv["vrings"]]
     diag("the %s at the pause: %s" % (what, rings[queue:]))
     check(len(rings) > queue and rings[queue]["last_avail_idx"] != rings[queue]["used_idx"],

@@ -31,6 +31,13 @@ requests the bridge received across the switch (strace, vutrace.py).
 - vhost_user_net_rollback_target_killed_source_keeps_the_backend: the
   target dies mid-handover; the source keeps the bridge and its running
   rings (0 requests, no hold in the relay), 0 lost.
+- vhost_user_net_completion_inside_the_window_reaches_the_guest: the
+  bridge puts frames into the guest's receive queue and signals its call
+  eventfd after the source's STOP and before the target's RESUME,
+  deterministically (latecall.py: the relay holds the frames for the
+  guest from before the upgrade, and lets them go only while the target
+  waits for the commit); the target reads that eventfd after RESUME and
+  the guest receives the frames: every probe is echoed, 0 lost.
 
 KTAP output.
 
@@ -49,6 +56,7 @@ from . import HERE
 from .vm import STREAM_MARK, VM, QMPClient, mono, qmp_event_mono, window_stats
 from .vubr import Bridge
 from .vutrace import INIT, names, settled_requests
+from . import latecall
 from . import ours
 from .ktap import Fail, Skip, check, diag, run, test  # noqa: F401
 
@@ -324,6 +332,84 @@ def run_chain_and_reboot(vm: VM, br: Bridge) -> None:
           % (g["received"], h["received"]))
     check(br.alive() and br.connection() == conn0,
           "the bridge and its connection survived the reboot")
+
+
+NET_DEV = "/machine/peripheral-anon/device[0]"   # vm.py's virtio-net-pci (no id)
+VIRTIO_RING_F_EVENT_IDX = 29
+
+
+@test
+def vhost_user_net_completion_inside_the_window_reaches_the_guest():
+    with_bridge("vunlate", run_late_completion)
+
+
+def run_late_completion(vm: VM, br: Bridge) -> None:
+    """latecall.py with the bridge.  The guest has posted receive buffers
+    (the manifest's receive queue: last_avail_idx ahead of used_idx) and
+    the relay holds every frame for it from before the upgrade, so the
+    bridge has nothing to put in them; the relay lets the frames go once
+    the target has loaded and waits for the commit, the source stopped.
+    The bridge fills the guest's buffers and signals the receive queue's
+    call eventfd inside the window.  Nothing else can wake the guest's
+    receive path: with VIRTIO_RING_F_EVENT_IDX (libvhost-user offers it)
+    the bridge signals once when the used index passes the guest's
+    used_event and then not again until the guest has run its receive
+    poll, so a lost call stops every later frame too."""
+    boot(vm, br)
+    pid0, conn0 = br.pid, br.connection()
+    udp0 = br.udp_counters()
+    # Frames for the guest wait in the relay from now on (in order).
+    br.hold()
+    t_hold = mono()
+    up, ev, src = latecall.upgrade(vm, QEMU, br.pid,
+                                   let_go=lambda: br.release(drain_s=0))
+    if up.get("target_pid"):
+        vm.qemus.append(ours.Target(vm, up))
+    t_stop, t_resume = latecall.check_window(up, ev, src, "the bridge")
+    m = latecall.manifest(up)
+    latecall.check_call(m, ev, up, NET_DEV, 0, "receive queue", chardev="vun0")
+    feat = [d.get("acked_features", 0) for d in m["devices"]
+            if d["owner"].startswith(NET_DEV)]
+    check(feat and feat[0] >> VIRTIO_RING_F_EVENT_IDX & 1,
+          "the guest negotiated VIRTIO_RING_F_EVENT_IDX (acked features %s): one call "
+          "per crossing of its used_event, so the window's call is the one that wakes "
+          "its receive path" % [hex(f) for f in feat])
+    relay = br.release(drain_s=5)
+    time.sleep(TAIL_S)
+    rep = vm.peer.stop()
+    udp1 = br.udp_counters()
+    _, echoes = vm.peer.raw()
+    g, h = rep["guest_to_host"], rep["host_to_guest"]
+    r_mono = up["t_resume"]
+    before = [q for q, t in echoes if t < t_hold]
+    after = [(q, t) for q, t in echoes if t >= r_mono]
+    late = [q for q, t in after if t >= r_mono + 0.5]
+    diag("relay: held %d frames for the guest for %.1f ms, let go %+.1f ms after STOP; "
+         "the guest echoed probes %s..%s after RESUME (%d), %d of them 0.5 s or more "
+         "after it; netns Udp RcvbufErrors +%d" % (
+             relay.get("held", 0), relay.get("held_max_s", 0) * 1e3,
+             (ev["t_shut"] - t_stop) * 1e3, after[0][0] if after else "-",
+             after[-1][0] if after else "-", len(after), len(late),
+             udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0)))
+    diag("run: guest->host sent %d lost %d; host->guest sent %d lost %d max gap %.1f ms"
+         % (g["sent"], g["lost"], h["sent"], h["lost"], h["max_gap_ms"]))
+    check(relay.get("held", 0) > 0 and not relay.get("draining"),
+          "the relay held frames for the guest and has sent them all: %s" % relay)
+    check(before and after and after[0][0] > max(before),
+          "the probes held in the relay were echoed after RESUME (first %s, the last "
+          "before the hold %s)" % (after[0][0] if after else None,
+                                   max(before) if before else None))
+    check(len(late) > 300, "the guest's receive path goes on after RESUME (%d probes "
+          "echoed 0.5 s or more after it): the call of the window was delivered" % len(late))
+    check(h["lost"] == 0 and g["lost"] == 0,
+          "0 lost each way over the run: host->guest %d, guest->host %d"
+          % (h["lost"], g["lost"]))
+    win = br.requests(t_stop - 1.0, t_resume + 1.0)
+    sw = settled_requests(br, t_stop - 1.0)
+    check(not win and not sw, "0 requests to the bridge from STOP-1s on: %s"
+          % names(sw))
+    check(br.alive() and br.pid == pid0 and br.connection() == conn0,
+          "the bridge (pid %d) and its connection are unchanged" % pid0)
 
 
 def rollback(vm: VM) -> dict:
