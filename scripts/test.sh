@@ -75,8 +75,8 @@ if [ "${FDH_E2E:-1}" != 0 ]; then
 		export FDH_DENY_SYSCALL=$PWD/build/tests/deny-syscall
 		# The soak's short version (the note's run: FDH_SOAK_N=100).
 		export FDH_SOAK_N=${FDH_SOAK_N:-10}
-		for t in upgrade commit vhost_user vhost_user_net virtiofs vhost_net_kernel soak faults \
-			peer_migration; do
+		for t in upgrade commit vhost_user vhost_user_net virtiofs vhost_net_kernel vhost_net_qemu \
+			soak faults peer_migration; do
 			(cd qemu-glue && python3 -B -m "e2e.test_$t") >"$results/e2e-$t.tap" \
 				2>"$results/e2e-$t.log" || status=1
 			grep -E '^(ok|not ok)' "$results/e2e-$t.tap"
