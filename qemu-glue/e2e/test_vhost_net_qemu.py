@@ -25,20 +25,21 @@ streams, the source holds one /dev/vhost-net fd per queue pair, its kernel
 workers ("vhost-<source pid>", one per queue pair in 6.1) exist and ran
 during the warm-up (the kernel datapath carries the traffic).  Then, by
 FDH_VNQ_EXPECT:
-- "refused" (default: today's CLI refuses vhost=on, tools/qemu-cmdline.c):
+- "refused" (a QEMU build without patch 0023: its source hands over no
+  vhost-net device, so the CLI refuses vhost=on, tools/qemu-cmdline.c):
   the upgrade fails cleanly (exit != 0, ok false, an error naming vhost,
   "nothing was changed"), the source still runs and still owns its
   devices and workers, no target runs, 0 lost each way;
-- "upgraded" (issue 14 done): exit 0, the target runs, the source exited
+- "upgraded" (the default; patch 0023): exit 0, the target runs, the source exited
   0, every vhost-net fd is the target's, the workers are vhost-<target>
   (one per queue pair) and none is the source's; 0 lost each way; for
   nodev, the wrapper saw no /dev/vhost-net.
 
 Environment:
-  FDH_QEMU_BUILD_DIR  QEMU build run INSIDE (source and target); default
-                      /var/tmp/env-final.sh's (the build script reads it)
-  FDH_CLI             the fd-handover run inside; same default
-  FDH_VNQ_EXPECT      refused | upgraded (default refused)
+  FDH_QEMU_BUILD_DIR  QEMU build run INSIDE (source and target); required
+                      (scripts/qemu-setup.sh prints it; scripts/test.sh sets it)
+  FDH_CLI             the fd-handover run inside; required, as above
+  FDH_VNQ_EXPECT      upgraded (default) | refused
   FDH_OUTER_QEMU      QEMU for the outer guest (default FDH_QEMU, else the
                       build dir's, else qemu-system-x86_64)
   FDH_VNQ_APPEND      more guest knobs (vnq.pps=, vnq.warmup=, ...: see
@@ -47,11 +48,9 @@ Environment:
 
 Slow: the inner guests boot in ~100 s of nested TCG on an idle 2-core host
 (the whole test ~3 min; ~16 min with the host at load 10: see
-Documentation/vhost-net.md, "The QEMU-level test").  In scripts/test.sh.
-When the QEMU side of issue 14 lands, FDH_VNQ_EXPECT's default below
-becomes "upgraded".  KTAP output; root.
+Documentation/vhost-net.md, "The QEMU-level test").  In scripts/test.sh.  KTAP output; root.
 
-  [FDH_VNQ_EXPECT=upgraded] test_vhost_net_qemu.py [NAME-FILTER]
+  [FDH_VNQ_EXPECT=refused] test_vhost_net_qemu.py [NAME-FILTER]
 """
 from __future__ import annotations
 
@@ -70,7 +69,7 @@ from .ktap import Skip, check, diag, note, run, test
 GDIR = os.path.join(HERE, "..", "guest", "vhostnet-qemu")
 BUILD = os.path.join(GDIR, "build.sh")
 # What `fd-handover upgrade` of a vhost=on source must do (module docstring).
-EXPECT = os.environ.get("FDH_VNQ_EXPECT", "refused")
+EXPECT = os.environ.get("FDH_VNQ_EXPECT", "upgraded")
 TIMEOUT_S = float(os.environ.get("FDH_VNQ_TIMEOUT", "3600"))
 SCENARIOS = ("vhost_net_qemu_1q", "vhost_net_qemu_2q", "vhost_net_qemu_nodev_1q")
 

@@ -22,8 +22,8 @@
 #                                             initrd.img, peer
 #
 # Inputs (environment): FDH_QEMU_BUILD_DIR (a QEMU build dir with qemu-system-x86_64 and
-# pc-bios/) and FDH_CLI (the fd-handover to run inside); each defaults to
-# /var/tmp/env-final.sh's when unset.
+# pc-bios/) and FDH_CLI (the fd-handover to run inside), both required: scripts/qemu-setup.sh
+# prints the first; scripts/test.sh sets both.
 #
 # Everything lands in ${FDH_CACHE:-/var/cache/fd-handover}/vhostnet-qemu-<KEY>/, KEY hashing
 # this dir, lib.sh, the QEMU and CLI binaries with their libraries, the inner guest's KEY,
@@ -48,14 +48,8 @@ LOG_TAG=vhostnet-qemu/build.sh
 # shellcheck source=../lib.sh
 . "$GDIR/lib.sh"
 
-if [[ -z "${FDH_QEMU_BUILD_DIR:-}" || -z "${FDH_CLI:-}" ]] && [[ -r /var/tmp/env-final.sh ]]; then
-  # only the two inputs this script needs, without touching the caller's other variables
-  eval "$(bash -c '. /var/tmp/env-final.sh >/dev/null 2>&1; printf "DEF_QBD=%q DEF_CLI=%q\n" "$FDH_QEMU_BUILD_DIR" "$FDH_CLI"')"
-  FDH_QEMU_BUILD_DIR="${FDH_QEMU_BUILD_DIR:-$DEF_QBD}"
-  FDH_CLI="${FDH_CLI:-$DEF_CLI}"
-fi
 QEMU_BIN="${FDH_QEMU_BUILD_DIR:-}/qemu-system-x86_64"
-[[ -x "$QEMU_BIN" ]] || { echo "$LOG_TAG: no qemu-system-x86_64 in FDH_QEMU_BUILD_DIR=${FDH_QEMU_BUILD_DIR:-}" >&2; exit 1; }
+[[ -x "$QEMU_BIN" ]] || { echo "$LOG_TAG: no qemu-system-x86_64 in FDH_QEMU_BUILD_DIR=${FDH_QEMU_BUILD_DIR:-} (set it, and FDH_CLI, from scripts/qemu-setup.sh's output)" >&2; exit 1; }
 [[ -x "${FDH_CLI:-}" ]] || { echo "$LOG_TAG: FDH_CLI=${FDH_CLI:-} is not executable" >&2; exit 1; }
 QEMU_BIN="$(readlink -f "$QEMU_BIN")"
 CLI_BIN="$(readlink -f "$FDH_CLI")"

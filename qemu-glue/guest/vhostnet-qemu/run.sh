@@ -3,12 +3,12 @@
 # (or reuse) the outer guest, boot it under TCG, show its console (KTAP), say how long it took.
 # The CI form of the same run, with assertions, is qemu-glue/e2e/test_vhost_net_qemu.py.
 #
-#   [FDH_QEMU_BUILD_DIR=DIR] [FDH_CLI=PATH] [FDH_VNQ_EXPECT=refused|upgraded] \
+#   [FDH_QEMU_BUILD_DIR=DIR] [FDH_CLI=PATH] [FDH_VNQ_EXPECT=upgraded|refused] \
 #   [FDH_OUTER_QEMU=PATH] [FDH_VNQ_APPEND="vnq.pps=100 ..."] run.sh [FILTER]
 #
-#   FDH_QEMU_BUILD_DIR  the QEMU that runs INSIDE (source and target), default env-final.sh's
-#   FDH_CLI             the fd-handover that runs inside, default env-final.sh's
-#   FDH_VNQ_EXPECT      refused (default: today's CLI refuses vhost=on) or upgraded (issue 14)
+#   FDH_QEMU_BUILD_DIR  the QEMU that runs INSIDE (source and target), required (scripts/qemu-setup.sh prints it)
+#   FDH_CLI             the fd-handover that runs inside, required (scripts/qemu-setup.sh prints it)
+#   FDH_VNQ_EXPECT      upgraded (default: patch 0023) or refused (a build without it)
 #   FDH_OUTER_QEMU      the QEMU that runs the outer guest: default $FDH_QEMU, else the
 #                       build dir's, else qemu-system-x86_64 from PATH
 #   FDH_VNQ_APPEND      more kernel command line knobs (see init: vnq.pps=, vnq.warmup=, ...)
@@ -18,7 +18,7 @@
 set -euo pipefail
 VDIR="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 FILTER="${1:-}"
-EXPECT="${FDH_VNQ_EXPECT:-refused}"
+EXPECT="${FDH_VNQ_EXPECT:-upgraded}"
 LOG="${FDH_VNQ_LOG:-/tmp/vnq-console.$$.log}"
 
 t0=$(date +%s)
