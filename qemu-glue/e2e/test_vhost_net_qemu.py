@@ -71,7 +71,8 @@ BUILD = os.path.join(GDIR, "build.sh")
 # What `fd-handover upgrade` of a vhost=on source must do (module docstring).
 EXPECT = os.environ.get("FDH_VNQ_EXPECT", "upgraded")
 TIMEOUT_S = float(os.environ.get("FDH_VNQ_TIMEOUT", "3600"))
-SCENARIOS = ("vhost_net_qemu_1q", "vhost_net_qemu_2q", "vhost_net_qemu_nodev_1q")
+SCENARIOS = ("vhost_net_qemu_rollback_1q", "vhost_net_qemu_rollback_2q", "vhost_net_qemu_1q",
+             "vhost_net_qemu_2q", "vhost_net_qemu_nodev_1q")
 
 _RUN: dict = {}
 
@@ -188,7 +189,7 @@ def holders(s: str) -> dict:
 
 
 def workers(s: str) -> dict:
-    """{owner pid: number of vhost-<pid> workers}"""
+    """{owner pid: number of vhost-<pid> workers} (s: "vhost-PID:SWITCHES:TID ...")"""
     out: dict = {}
     for x in s.split():
         pid = int(x.split(":")[0][len("vhost-"):])
@@ -196,7 +197,11 @@ def workers(s: str) -> dict:
     return out
 
 
-def check_scenario(name: str, queues: int, nodev: bool) -> None:
+def worker_tids(s: str) -> set:
+    return {int(x.split(":")[2]) for x in s.split()}
+
+
+def check_scenario(name: str, queues: int, nodev: bool, rollback: bool = False) -> None:
     g = guest_run()
     r = g["results"].get(name)
     if r is None:
@@ -259,6 +264,26 @@ def check_scenario(name: str, queues: int, nodev: bool) -> None:
               "after: /dev/vhost-net fds held by %s" % r["holders_after"])
         check(workers(r["workers_after"]) == {src: queues},
               "after: vhost workers %s" % r["workers_after"])
+    elif EXPECT == "upgraded" and rollback:
+        # The target could not load (rollback-wrapper left the source's virtio-rng
+        # out) after the source had stopped and released its devices: the source
+        # took them back.  VHOST_RESET_OWNER stopped its workers and
+        # VHOST_SET_OWNER started new ones, so the owner is the same and the
+        # worker threads are not.
+        check(r["upgrade_rc"] != 0 and up.get("ok") is False,
+              "the upgrade did not fail: exit %d, ok %s" % (r["upgrade_rc"], up.get("ok")))
+        check(bool(up.get("rolled_back")), "the report says no rollback: %s" % up.get("error"))
+        check(up.get("committed") is False, "committed: %s" % up.get("committed"))
+        check(r["source_alive_after"] == 1, "the source does not run after the rollback")
+        check(r["target_alive_after"] == 0, "a target runs after the rollback")
+        check(holders(r["holders_after"]) == {src: queues},
+              "after: /dev/vhost-net fds held by %s" % r["holders_after"])
+        check(workers(r["workers_after"]) == {src: queues},
+              "after: vhost workers %s, expected vhost-%d x%d" % (r["workers_after"], src, queues))
+        check(not worker_tids(r["workers_after"]) & worker_tids(r["workers_before"]),
+              "the source's workers are the ones from before (%s -> %s): its devices "
+              "were never released and taken back"
+              % (r["workers_before"], r["workers_after"]))
     elif EXPECT == "upgraded":
         check(r["upgrade_rc"] == 0 and up.get("ok") is True,
               "upgrade: exit %d: %s" % (r["upgrade_rc"], up.get("error")))
@@ -281,6 +306,16 @@ def check_scenario(name: str, queues: int, nodev: bool) -> None:
                   "the target's /dev was not checked empty: %r" % r["nodev"])
     else:
         raise AssertionError("FDH_VNQ_EXPECT=%s: refused or upgraded" % EXPECT)
+
+
+@test
+def vhost_net_qemu_rollback_1q():
+    check_scenario("vhost_net_qemu_rollback_1q", 1, False, rollback=True)
+
+
+@test
+def vhost_net_qemu_rollback_2q():
+    check_scenario("vhost_net_qemu_rollback_2q", 2, False, rollback=True)
 
 
 @test

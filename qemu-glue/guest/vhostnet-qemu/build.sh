@@ -4,7 +4,7 @@
 # patched QEMU that runs the normal e2e test guest on `-netdev tap,vhost=on`.
 #
 #   outer kernel     : the same Debian linux-image-6.1.*-amd64 .deb as ../build.sh (lib.sh)
-#   outer initramfs  : busybox-static, /init (this dir's init), vnq-scenario, nodev-wrapper,
+#   outer initramfs  : busybox-static, /init (this dir's init), vnq-scenario, nodev-wrapper, rollback-wrapper,
 #                      mktap (static), and the modules virtio_pci, virtio_blk, ext4, tun,
 #                      vhost_net with their dependencies.  Small (a few MB): TCG unpacks it.
 #   payload disk     : an ext4 image (mke2fs -d, no root mount needed), read-only in the
@@ -84,7 +84,7 @@ done
 GCC_VER="$(gcc --version | head -n1)"
 KEY="$(
   {
-    for f in "$SCRIPT" "$VDIR"/{init,vnq-scenario,nodev-wrapper,mktap.c} "$GDIR/lib.sh"; do printf '%s\n' "$(basename "$f")"; cat "$f"; done
+    for f in "$SCRIPT" "$VDIR"/{init,vnq-scenario,nodev-wrapper,rollback-wrapper,mktap.c} "$GDIR/lib.sh"; do printf '%s\n' "$(basename "$f")"; cat "$f"; done
     for f in "$QEMU_BIN" "$CLI_BIN" "${QEMU_LIBS[@]}" "${CLI_LIBS[@]}"; do
       printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -c1-64)"
     done
@@ -149,8 +149,8 @@ gcc -O2 -Wall -Wextra -Werror -static -o "$R/bin/mktap" "$VDIR/mktap.c"
 strip "$R/bin/mktap"
 cp "$VDIR/init" "$R/init"
 cp "$VDIR/vnq-scenario" "$R/bin/vnq-scenario"
-cp "$VDIR/nodev-wrapper" "$R/bin/nodev-wrapper"
-chmod 755 "$R/init" "$R/bin/mktap" "$R/bin/vnq-scenario" "$R/bin/nodev-wrapper"
+cp "$VDIR/nodev-wrapper" "$VDIR/rollback-wrapper" "$R/bin/"
+chmod 755 "$R/init" "$R/bin/mktap" "$R/bin/vnq-scenario" "$R/bin/nodev-wrapper" "$R/bin/rollback-wrapper"
 guest_initramfs "$R" "$BDEB" vnq-modules "$TMP/initrd.img"
 rm -rf "$TMP/kroot" "$R" "$TMP/config"
 
