@@ -44,16 +44,23 @@ def boot(vm: VM) -> None:
     time.sleep(1.0)
 
 
-def start_target(vm: VM, name: str):
-    """A target for vm.src, prepared up to migrate-incoming (step 1-4)."""
-    src = vm.src.qmp()
-    info = src.execute("x-query-fd-handover")
+def write_manifest(vm: VM, name: str, info: dict) -> str:
+    """The source's manifest (x-query-fd-handover's info) in a file of the VM's
+    workdir, owned by the VM's uid: what the target's -object reads."""
     manifest = vm.path(name + ".fdhm")
     fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, base64.b64decode(info["manifest"]))
     os.close(fd)
     if vm.uid is not None:
         os.chown(manifest, vm.uid, vm.gid)
+    return manifest
+
+
+def start_target(vm: VM, name: str):
+    """A target for vm.src, prepared up to migrate-incoming (step 1-4)."""
+    src = vm.src.qmp()
+    info = src.execute("x-query-fd-handover")
+    manifest = write_manifest(vm, name, info)
     tgt = vm.start_qemu(QEMU, name, incoming=["defer"], extra=[
         "-object", "x-fd-handover,id=fdh0,manifest=" + manifest])
     q = tgt.qmp()
@@ -74,12 +81,7 @@ def start_target_argv(vm: VM, name: str, vhost: bool):
     source)."""
     src = vm.src.qmp()
     info = src.execute("x-query-fd-handover")
-    manifest = vm.path(name + ".fdhm")
-    fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, base64.b64decode(info["manifest"]))
-    os.close(fd)
-    if vm.uid is not None:
-        os.chown(manifest, vm.uid, vm.gid)
+    manifest = write_manifest(vm, name, info)
     was, vm.vhost = vm.vhost, vhost
     try:
         tgt = vm.start_qemu(QEMU, name, incoming=["defer"], extra=[
