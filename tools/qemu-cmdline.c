@@ -69,7 +69,8 @@ static void parse_fds(const char *v, int *fds, size_t *n)
 	while (*v && *n < QEMU_OPT_MAX_FDS) {
 		long fd = strtol(v, &end, 10);
 
-		if (end == v || fd < 0)
+		/* > INT_MAX would wrap to a negative fd number. */
+		if (end == v || fd < 0 || fd > INT_MAX)
 			return;
 		fds[(*n)++] = (int)fd;
 		if (*end != ':')
