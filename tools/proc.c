@@ -270,23 +270,12 @@ int proc_fds(pid_t pid, int **ret_fds, size_t *ret_n)
 	return 0;
 }
 
-/* "vhost-<owner>" in /proc/<dir>/comm (dir: "123" or "123/task/124"). */
-static bool is_vhost_worker(const char *dir, const char *want)
+/* "vhost-<owner>" is task tid's name (a thread's /proc/<tid> exists unlisted). */
+static bool is_vhost_worker(pid_t tid, const char *want)
 {
-	char path[320], comm[32];
-	FILE *f;
-	bool yes = false;
+	char comm[16];
 
-	snprintf(path, sizeof(path), "/proc/%s/comm", dir);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (fgets(comm, sizeof(comm), f)) {
-		comm[strcspn(comm, "\n")] = '\0';
-		yes = strcmp(comm, want) == 0;
-	}
-	fclose(f);
-	return yes;
+	return proc_comm(tid, comm) == 0 && strcmp(comm, want) == 0;
 }
 
 int proc_vhost_workers(pid_t pid)
@@ -303,13 +292,10 @@ int proc_vhost_workers(pid_t pid)
 	if (!proc)
 		return -errno;
 	while ((d = readdir(proc))) {
-		char sub[320];
-
 		if (d->d_name[0] < '1' || d->d_name[0] > '9' ||
 		    atoi(d->d_name) == pid)
 			continue;
-		snprintf(sub, sizeof(sub), "%d/task/%s", (int)pid, d->d_name);
-		n += is_vhost_worker(sub, want);
+		n += is_vhost_worker(atoi(d->d_name), want);
 	}
 	closedir(proc);
 	if (n)
@@ -324,7 +310,7 @@ int proc_vhost_workers(pid_t pid)
 		int ppid = -1;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9' ||
-		    !is_vhost_worker(d->d_name, want))
+		    !is_vhost_worker(atoi(d->d_name), want))
 			continue;
 		snprintf(stat, sizeof(stat), "/proc/%s/stat", d->d_name);
 		f = fopen(stat, "re");
