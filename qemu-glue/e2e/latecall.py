@@ -48,8 +48,18 @@ def eventfd_counts(pid: int) -> dict:
 
 
 def frozen(pid: int) -> bool:
-    with open("/proc/%d/status" % pid) as f:
-        return bool(re.search(r"^State:\s*[tT]", f.read(), re.M))
+    """Every thread of pid has stopped.  kill(SIGSTOP) returns before a group
+    stop reaches every thread, and one woken by data meanwhile can still act
+    (a daemon's I/O thread; a source's return-path thread, which commits
+    right on the target's SHUT since patch 0029)."""
+    states = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass                # a thread that exited meanwhile
+    return bool(states) and all(st in "tT" for st in states)
 
 
 def read_by(pid: int, eventfd_id: int, timeout: float = 2.0) -> bool:
@@ -65,7 +75,7 @@ def read_by(pid: int, eventfd_id: int, timeout: float = 2.0) -> bool:
 
 
 def freeze(pid: int, timeout: float = 5.0) -> bool:
-    """SIGSTOP the backend; True once it is stopped."""
+    """SIGSTOP pid; True once every thread of it has stopped."""
     os.kill(pid, signal.SIGSTOP)
     deadline = time.monotonic() + timeout
     while not frozen(pid) and time.monotonic() < deadline:

@@ -105,6 +105,7 @@ from . import ours
 from . import vublk
 from .faultproxy import COMMIT, QmpProxy, StreamProxy
 from . import ktap
+from . import latecall
 from .ktap import Fail, check, diag, note, run, test
 
 QEMU = os.environ.get("FDH_QEMU", "")
@@ -255,27 +256,6 @@ def children_of(pid: int) -> list:
     except OSError:
         pass
     return out
-
-
-def stop_every_thread(pid: int, timeout: float = 5.0) -> None:
-    """SIGSTOP pid and wait until every thread of it has stopped.  kill()
-    returns before a group stop reaches every thread: a source's return-path
-    thread woken by data just released could still act (since patch 0029 it
-    commits right on the target's SHUT) before it stops."""
-    os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = []
-        for t in os.listdir("/proc/%d/task" % pid):
-            try:
-                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                    states.append(f.read().rsplit(")", 1)[1].split()[0])
-            except OSError:
-                pass
-        if states and all(st in "tT" for st in states):
-            return
-        time.sleep(0.001)
-    raise Fail("the source (pid %d) did not stop within %.0f s" % (pid, timeout))
 
 
 def syscall_of(pid: int) -> str:
@@ -638,7 +618,9 @@ class Cell:
             syscall_of(self.target())[:40]
         if self.phase == "loaded":
             if self.fault == "kill-target":
-                stop_every_thread(self.g.owner.pid)
+                if not latecall.freeze(self.g.owner.pid):
+                    raise Fail("the source (pid %d) did not stop within 5 s"
+                               % self.g.owner.pid)
                 self.frozen_source = True
                 s.set_hold("up", False)
                 self.inject()
