@@ -651,13 +651,15 @@ static int phase_manifest(struct upgrade *u, GString *detail)
  */
 static GPtrArray *manifest_vhost_netdevs(const struct fdh_manifest *m)
 {
+	static const char suffix[] = ".vhost";
 	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
 
 	for (size_t i = 0; m && i < m->n_entries; i++) {
 		const struct fdh_manifest_entry *e = &m->entries[i];
 
-		if (e->kind == FDH_KIND_VHOST_NET && g_str_has_suffix(e->owner, ".vhost"))
-			g_ptr_array_add(ids, g_strndup(e->owner, strlen(e->owner) - 6));
+		if (e->kind == FDH_KIND_VHOST_NET && g_str_has_suffix(e->owner, suffix))
+			g_ptr_array_add(ids, g_strndup(e->owner,
+						       strlen(e->owner) - (sizeof(suffix) - 1)));
 	}
 	return ids;
 }

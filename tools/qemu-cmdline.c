@@ -791,8 +791,10 @@ use:
 
 static bool vhost_handed_over(const struct rewrite *w, const char *id)
 {
+	if (!id[0])
+		return false;
 	for (size_t i = 0; i < w->spec->n_vhost_netdevs; i++)
-		if (id[0] && strcmp(w->spec->vhost_netdevs[i], id) == 0)
+		if (strcmp(w->spec->vhost_netdevs[i], id) == 0)
 			return true;
 	return false;
 }
