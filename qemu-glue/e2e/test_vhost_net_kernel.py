@@ -43,8 +43,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 from . import HERE
 
@@ -69,37 +67,14 @@ def build() -> dict:
 
 def boot(env: dict, accel: str, timeout_s: float) -> tuple[str, str]:
     """Run the guest to its poweroff; returns (console text, why it ended)."""
-    work = tempfile.mkdtemp(prefix="fdh-vhn-")
-    serial = os.path.join(work, "serial.log")
     argv = [QEMU, "-accel", accel, "-machine", "pc", "-smp", "2", "-m", "512",
-            "-display", "none", "-monitor", "none", "-serial", "file:" + serial,
+            "-display", "none", "-monitor", "none",
             "-no-reboot", "-nic", "none",
             "-kernel", env["VHN_KERNEL"], "-initrd", env["VHN_INITRD"],
             "-append", "console=ttyS0 quiet no_timer_check loglevel=3 panic=-1 "
                        "vhn.pps=1000 vhn.secs=1 vhn.hold=50"]
-    t0 = time.monotonic()
-    with open(os.path.join(work, "qemu.stderr"), "w") as err:
-        q = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    why = "poweroff"
-    try:
-        while q.poll() is None:
-            el = time.monotonic() - t0
-            text = open(serial, errors="replace").read() if os.path.exists(serial) else ""
-            if el > timeout_s:
-                why = "timeout"
-                break
-            time.sleep(0.5)
-    finally:
-        if q.poll() is None:
-            q.kill()
-        q.wait()
-    text = open(serial, errors="replace").read() if os.path.exists(serial) else ""
-    stderr = open(os.path.join(work, "qemu.stderr"), errors="replace").read()
-    if why == "poweroff" and q.returncode != 0:
-        why = "qemu exit %d: %s" % (q.returncode, stderr.strip()[-300:])
-    _RUN.setdefault("boots", []).append(
-        "%s %.1f s (%s)" % (accel, time.monotonic() - t0, why))
-    shutil.rmtree(work, ignore_errors=True)
+    text, why, seconds = vm.run_to_poweroff(argv, timeout_s)
+    _RUN.setdefault("boots", []).append("%s %.1f s (%s)" % (accel, seconds, why))
     return text, why
 
 

@@ -60,10 +60,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 from . import HERE
+from . import vm
 from .ktap import Skip, check, diag, note, run, test
 
 GDIR = os.path.join(HERE, "..", "guest", "vhostnet-qemu")
@@ -114,39 +113,15 @@ def guest_run() -> dict:
               % (EXPECT, os.environ.get("FDH_VNQ_APPEND", "")))
     if flt and any(flt in s for s in SCENARIOS):
         append += " vnq.filter=" + flt
-    work = tempfile.mkdtemp(prefix="fdh-vnq-")
-    serial = os.path.join(work, "serial.log")
     # TCG: the host cannot run KVM guests (vm.ACCEL); the inner QEMU is TCG anyway.
     argv = ["nice", qemu, "-accel", "tcg", "-machine", "pc", "-smp", "2", "-m", "3072",
-            "-display", "none", "-monitor", "none", "-serial", "file:" + serial,
+            "-display", "none", "-monitor", "none",
             "-no-reboot", "-nic", "none",
             "-kernel", env["VNQ_KERNEL"], "-initrd", env["VNQ_INITRD"],
             "-drive", "file=%s,format=raw,if=virtio,readonly=on" % env["VNQ_DISK"],
             "-append", append]
     diag("outer guest %s: %s" % (env["VNQ_KEY"], " ".join(argv)))
-    t0 = time.monotonic()
-    with open(os.path.join(work, "qemu.stderr"), "w") as err:
-        q = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    why = "poweroff"
-    try:
-        while q.poll() is None:
-            if time.monotonic() - t0 > TIMEOUT_S:
-                why = "timeout after %.0f s" % TIMEOUT_S
-                break
-            time.sleep(1)
-    finally:
-        if q.poll() is None:
-            q.kill()
-        q.wait()
-    wall = time.monotonic() - t0
-    text = open(serial, errors="replace").read() if os.path.exists(serial) else ""
-    stderr = open(os.path.join(work, "qemu.stderr"), errors="replace").read()
-    if why == "poweroff" and q.returncode != 0:
-        why = "outer QEMU exit %d: %s" % (q.returncode, stderr.strip()[-300:])
-    keep = os.environ.get("FDH_VNQ_KEEP")
-    if keep:
-        shutil.copy(serial, keep)
-    shutil.rmtree(work, ignore_errors=True)
+    text, why, wall = vm.run_to_poweroff(argv, TIMEOUT_S, keep=os.environ.get("FDH_VNQ_KEEP"))
     res, peer, upg = {}, {}, {}
     for m in re.finditer(r"^VNQ-RESULT (\{.*\})\s*$", text, re.M):
         r = json.loads(m.group(1))
@@ -201,6 +176,21 @@ def worker_tids(s: str) -> set:
     return {int(x.split(":")[2]) for x in s.split()}
 
 
+def check_source_kept(r: dict, up: dict, src: int, queues: int, what: str) -> None:
+    """The upgrade failed (`what`: the refusal, the rollback) and the source
+    runs on, uncommitted, with its vhost-net devices and workers; no target."""
+    check(r["upgrade_rc"] != 0 and up.get("ok") is False,
+          "the upgrade did not fail: exit %d, ok %s" % (r["upgrade_rc"], up.get("ok")))
+    check(up.get("committed") is False, "committed: %s" % up.get("committed"))
+    check(r["source_alive_after"] == 1, "the source does not run after the %s" % what)
+    check(r["target_alive_after"] == 0, "a target runs after the %s" % what)
+    check(holders(r["holders_after"]) == {src: queues},
+          "after: /dev/vhost-net fds held by %s, expected the source %d x%d"
+          % (r["holders_after"], src, queues))
+    check(workers(r["workers_after"]) == {src: queues},
+          "after: vhost workers %s, expected vhost-%d x%d" % (r["workers_after"], src, queues))
+
+
 def check_scenario(name: str, queues: int, nodev: bool, rollback: bool = False) -> None:
     g = guest_run()
     r = g["results"].get(name)
@@ -252,34 +242,17 @@ def check_scenario(name: str, queues: int, nodev: bool, rollback: bool = False) 
           and len(peer.get("guest", {}).get("boot_ids", [])) == 1,
           "the inner guest rebooted or stalled: %s" % peer.get("guest"))
     if EXPECT == "refused":
-        check(r["upgrade_rc"] != 0 and up.get("ok") is False,
-              "the upgrade of a vhost=on source did not fail: exit %d, %s"
-              % (r["upgrade_rc"], up.get("ok")))
+        check_source_kept(r, up, src, queues, "refusal")
         check("vhost" in up.get("error", ""), "the refusal does not name vhost: %s"
               % up.get("error"))
-        check(up.get("committed") is False, "committed: %s" % up.get("committed"))
-        check(r["source_alive_after"] == 1, "the source does not run after the refusal")
-        check(r["target_alive_after"] == 0, "a target runs after the refusal")
-        check(holders(r["holders_after"]) == {src: queues},
-              "after: /dev/vhost-net fds held by %s" % r["holders_after"])
-        check(workers(r["workers_after"]) == {src: queues},
-              "after: vhost workers %s" % r["workers_after"])
     elif EXPECT == "upgraded" and rollback:
         # The target could not load (rollback-wrapper left the source's virtio-rng
         # out) after the source had stopped and released its devices: the source
         # took them back.  VHOST_RESET_OWNER stopped its workers and
         # VHOST_SET_OWNER started new ones, so the owner is the same and the
         # worker threads are not.
-        check(r["upgrade_rc"] != 0 and up.get("ok") is False,
-              "the upgrade did not fail: exit %d, ok %s" % (r["upgrade_rc"], up.get("ok")))
+        check_source_kept(r, up, src, queues, "rollback")
         check(bool(up.get("rolled_back")), "the report says no rollback: %s" % up.get("error"))
-        check(up.get("committed") is False, "committed: %s" % up.get("committed"))
-        check(r["source_alive_after"] == 1, "the source does not run after the rollback")
-        check(r["target_alive_after"] == 0, "a target runs after the rollback")
-        check(holders(r["holders_after"]) == {src: queues},
-              "after: /dev/vhost-net fds held by %s" % r["holders_after"])
-        check(workers(r["workers_after"]) == {src: queues},
-              "after: vhost workers %s, expected vhost-%d x%d" % (r["workers_after"], src, queues))
         check(not worker_tids(r["workers_after"]) & worker_tids(r["workers_before"]),
               "the source's workers are the ones from before (%s -> %s): its devices "
               "were never released and taken back"

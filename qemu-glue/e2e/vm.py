@@ -492,6 +492,40 @@ def kvm_unusable(qemu: str) -> Optional[str]:
     return why
 
 
+def run_to_poweroff(argv: list[str], timeout_s: float, keep: Optional[str] = None
+                    ) -> tuple[str, str, float]:
+    """Run a guest whose console is its result (argv: the whole command, no
+    -serial) until it powers off: (console text, why it ended, seconds).  why
+    is "poweroff", "timeout after N s" or "QEMU exit N: <its stderr>".  keep:
+    a path to copy the console to."""
+    work = tempfile.mkdtemp(prefix="fdh-console-")
+    serial = os.path.join(work, "serial.log")
+    t0 = mono()
+    with open(os.path.join(work, "qemu.stderr"), "w") as err:
+        q = subprocess.Popen(argv + ["-serial", "file:" + serial],
+                             stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    why = "poweroff"
+    try:
+        while q.poll() is None:
+            if mono() - t0 > timeout_s:
+                why = "timeout after %.0f s" % timeout_s
+                break
+            time.sleep(0.5)
+    finally:
+        if q.poll() is None:
+            q.kill()
+        q.wait()
+    seconds = mono() - t0
+    text = read_text(serial)
+    if why == "poweroff" and q.returncode != 0:
+        why = "QEMU exit %d: %s" % (q.returncode,
+                                    read_text(os.path.join(work, "qemu.stderr")).strip()[-300:])
+    if keep and os.path.exists(serial):
+        shutil.copy(serial, keep)
+    shutil.rmtree(work, ignore_errors=True)
+    return text, why, seconds
+
+
 def accel_for(qemu: str, want: str) -> tuple[str, Optional[str]]:
     """("kvm"|"tcg", why KVM is not used).  want: "tcg", "kvm" or "auto"."""
     if want == "tcg":
