@@ -83,7 +83,7 @@ def with_bridge(tag: str, body) -> None:
         try:
             body(vm, br)
         except BaseException:
-            diag("bridge log: " + br.log()[-800:])
+            diag("bridge log: " + br.log_text()[-800:])
             for q in vm.qemus:
                 diag("%s stderr: %s" % (q.name, q.stderr()[-800:]))
             raise

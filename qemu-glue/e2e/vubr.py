@@ -50,7 +50,7 @@ Things to know about vhost-user-bridge (QEMU 10.0, tests/vhost-user-bridge.c):
   the relay holds host->guest frames across the switch until the bridge
   holds its kick and call fds again (see Bridge.hold).
 - It prints per packet (stdout; TX hexdumps on stderr): stdout goes to
-  /dev/null, stderr to the file vubr.stderr, which Bridge.log() reads
+  /dev/null, stderr to the file vubr.stderr, which Bridge.log_text() reads
   without the TX hexdumps.  A file, not a pipe: a pipe that the test
   process drains lets the bridge block in write(2) whenever that reader is
   off the CPU for longer than the pipe holds (64 KiB, 60-120 ms of
@@ -336,12 +336,14 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
-class Bridge:
-    """vhost-user-bridge serving vm.vhost_user_sock, plus the TAP relay.
+class Bridge(vutrace.TracedBackend):
+    """vhost-user-bridge serving vm.vhost_user_sock, plus the TAP relay.  What it
+    holds and what it received (sockets, messages, requests, accepts) it reads as
+    every traced backend does (vutrace.TracedBackend); it starts and stops its own way.
 
     pid: vhost-user-bridge's pid; sock: its unix socket (the path the VM's
     -chardev connects to); trace: its strace (when trace=True).
-    name: its files in the VM's work dir (NAME.log, NAME.strace).
+    name: its files in the VM's work dir (NAME.stderr, NAME.strace).
     relay: start the relay (False: a second bridge on the first one's relay);
     relay_to: the bridges' UDP ports the relay serves (default: this one's).
     """
@@ -438,7 +440,7 @@ class Bridge:
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("vhost-user-bridge did not come up (rc %s): %s" % (
-                    self.proc.poll(), self.log()[-1500:]))
+                    self.proc.poll(), self.log_text()[-1500:]))
             time.sleep(0.02)
         # the bridge and its strace (the bridge's parent) are single-threaded
         for pid in (self.pid, _ppid(self.pid) if self.trace else 0):
@@ -466,11 +468,6 @@ class Bridge:
     def alive(self) -> bool:
         return bool(self.pid) and os.path.exists("/proc/%d" % self.pid)
 
-    def sockets(self) -> set:
-        """Socket inodes the bridge holds (listening, UDP, the vhost-user connection and
-        the backend channel QEMU gave it with SET_BACKEND_REQ_FD)."""
-        return vutrace.socket_inodes(self.pid)
-
     def connection(self) -> set:
         """Inodes of the bridge's connected unix sockets: the vhost-user connection and the
         backend channel (SET_BACKEND_REQ_FD)."""
@@ -484,18 +481,6 @@ class Bridge:
                 if len(p) >= 7 and p[5] == "03" and int(p[6]) in mine:
                     out.add(int(p[6]))
         return out
-
-    def requests(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(wall time, name) of each vhost-user request the bridge received in [t0, t1]."""
-        return vutrace.requests(self.trace, t0, t1) if self.trace else []
-
-    def messages(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(wall time, connection fd, name) of each request received in [t0, t1]."""
-        return vutrace.parse_requests(read_text(self.trace), t0, t1) if self.trace else []
-
-    def accepts(self, t0: float = 0, t1: float = 1e18) -> list:
-        """(wall time, listening fd, new fd) of each connection accepted in [t0, t1]."""
-        return vutrace.parse_accepts(read_text(self.trace), t0, t1) if self.trace else []
 
     def udp_counters(self) -> dict:
         """The netns's Udp counters (RcvbufErrors: datagrams dropped on a full buffer)."""
@@ -603,7 +588,7 @@ class Bridge:
         except (OSError, ValueError):
             return {}
 
-    def log(self) -> str:
+    def log_text(self) -> str:
         """The bridge's stderr without the TX hexdumps."""
         return "".join(ln for ln in read_text(self.log_path).splitlines(True)
                        if not ln.startswith("TX:"))

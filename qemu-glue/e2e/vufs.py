@@ -21,7 +21,7 @@ import time
 
 from .vm import verify_block
 from .vutrace import (TracedBackend, descendants, names, parse_requests,  # noqa: F401
-                     requests, settled_requests, socket_inodes)
+                     settled_requests, socket_inodes)
 
 TAG = "fdhfs"
 MAGIC = 0x46444846          # "FDHF", fsverify.c

@@ -8,7 +8,8 @@ recvmsg (the fds come with it) and the payload with read(): an strace line
 of a recvmsg that returned 12 is one request.
 
     argv = STRACE + ["-o", trace_path, "--", backend, ...]
-    requests(trace_path, t0)        # [(wall time, "GET_VRING_BASE"), ...]
+    parse_requests(read_text(trace_path), t0)   # [(wall time, fd, "GET_VRING_BASE"), ...]
+    TracedBackend: what every traced backend shares (requests(), messages(), ...)
 """
 from __future__ import annotations
 
@@ -86,17 +87,6 @@ def parse_requests(text: str, t0: float = 0, t1: float = 1e18) -> list:
         req = struct.unpack("<I", raw[:4])[0]
         out.append((t, fd, REQUESTS.get(req, "REQ_%d" % req)))
     return out
-
-
-def requests(trace_path: str, t0: float = 0, t1: float = 1e18) -> list:
-    """(time, name) of each vhost-user request received in [t0, t1] (wall
-    clock), from an strace -f -ttt -xx of recvmsg (see STRACE)."""
-    try:
-        with open(trace_path, errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return []
-    return [(t, n) for t, _, n in parse_requests(text, t0, t1)]
 
 
 def names(reqs: list) -> list:
