@@ -34,6 +34,14 @@ manifest lists are held by virtiofsd and the target).
   upgrades, 0 requests each; then the guest reboots on the third target (a real
   stop and start of the rings at the target's addresses), mounts the share again
   and its I/O works, 0 errors.
+- virtiofs_plain_cpr_transfer_sends_guest_memory_only: no fd handover, a plain
+  cpr-transfer between two of our QEMUs, the target on a second virtiofsd on the
+  same directory (as bench/upgrade's stock-vufs).  As stock QEMU's, it sends the
+  guest memory's fds only: the target holds none of the source's eventfds (the
+  kick, call and err eventfds we keep for a handover would come with them, and
+  receiving them made them blocking in the source too: its stop then hung reading
+  an empty call eventfd).  The switch completes, virtiofsd's state moves with
+  SET_DEVICE_STATE_FD, and the guest's I/O goes on in the target, 0 errors.
 
 SKIPs without virtiofsd (qemu-glue/virtiofsd.sh could not fetch it).  KTAP output.
 
@@ -50,7 +58,7 @@ import time
 
 from . import HERE
 
-from .vm import VM, QMPClient
+from .vm import VM, QMPClient, wait_migration
 from . import latecall
 from . import ours
 from . import vufs
@@ -73,9 +81,9 @@ def need_virtiofsd() -> None:
                    "trixie's virtiofsd (see its log)")
 
 
-def with_virtiofsd(tag: str, body) -> None:
+def with_virtiofsd(tag: str, body, **vm_opts) -> None:
     need_virtiofsd()
-    with VM(queues=1, tag=tag, keep_workdir=keep()) as vm:
+    with VM(queues=1, tag=tag, keep_workdir=keep(), **vm_opts) as vm:
         try:
             d = vufs.Virtiofsd(vm, VIRTIOFSD)
         except RuntimeError as e:
@@ -161,6 +169,12 @@ def virtiofs_completion_inside_the_window_reaches_the_guest():
 @test
 def virtiofs_three_upgrades_zero_requests_each_then_a_guest_reboot():
     with_virtiofsd("vufschain", run_chain_and_reboot)
+
+
+@test
+def virtiofs_plain_cpr_transfer_sends_guest_memory_only():
+    # Two QEMUs on one TAP: one fd both get, no vnet header (see VM.vnet_hdr).
+    with_virtiofsd("vufs-cpr", run_plain_cpr_transfer, tap_mode="fd", vnet_hdr=False)
 
 
 def run_keeps_its_backend_connection(vm: VM, d: vufs.Virtiofsd) -> None:
@@ -253,6 +267,74 @@ def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     sw = settled_requests(d, t_stop - 1.0)
     check(not sw, "0 requests to virtiofsd: %s" % names(sw))
     check(d.sockets() == socks0, "virtiofsd's connection is unchanged")
+
+
+def unix(path: str) -> dict:
+    return {"transport": "socket", "type": "unix", "path": path}
+
+
+def run_plain_cpr_transfer(vm: VM, d: vufs.Virtiofsd) -> None:
+    d2 = vufs.Virtiofsd(vm, VIRTIOFSD, name="virtiofsd2", shared=d.shared)
+    try:
+        plain_cpr_transfer(vm, d, d2)
+    finally:
+        d2.stop()
+
+
+def plain_cpr_transfer(vm: VM, d: vufs.Virtiofsd, d2: vufs.Virtiofsd) -> None:
+    """cpr-transfer as CPR.rst's example 2 (bench/upgrade's stock-vufs): the target
+    on d2, the main channel deferred until its monitor is up."""
+    st0 = boot(vm, d)
+    src_eventfds = eventfd_ids(vm.src.pid)
+    cpr_sock, main_sock = vm.path("cpr.sock"), vm.path("main.sock")
+    tgt = vm.start_qemu(QEMU, "dst", extra=vufs.fs_args(vm, d2.sock), incoming=[
+        "defer", json.dumps({"channel-type": "cpr", "addr": unix(cpr_sock)})])
+    deadline = time.monotonic() + 30
+    while not os.path.exists(cpr_sock):
+        check(tgt.alive() and time.monotonic() < deadline,
+              "the target listens on %s: %s" % (cpr_sock, tgt.stderr()[-500:]))
+        time.sleep(0.01)
+    sq = vm.src.qmp()
+    sq.execute("migrate-set-parameters", {"mode": "cpr-transfer"})
+    t0 = time.time()
+    sq.execute("migrate", {"channels": [
+        {"channel-type": "main", "addr": unix(main_sock)},
+        {"channel-type": "cpr", "addr": unix(cpr_sock)}]})
+    # Its monitor comes up once it has read the CPR state: whatever fds came, it has.
+    tq = tgt.qmp(connect_timeout=60)
+    shared = eventfd_ids(tgt.pid) & src_eventfds
+    check(not shared, "the target holds none of the source's eventfds (the CPR state "
+          "carries guest memory only): eventfd-ids %s" % sorted(shared))
+    tq.execute("migrate-incoming", {"uri": "unix:" + main_sock})
+    try:
+        tq.wait_event("RESUME", timeout=60)
+    except Exception as e:
+        raise Fail("the target did not resume within 60 s (%s); the source's "
+                   "virtiofsd saw: %s" % (e, names(d.requests(t0)))) from e
+    info = wait_migration(sq, timeout=30)
+    check(info.get("status") == "completed", "the source completed: %s" % info)
+    check(vm.src.quit() == 0, "the source quit")
+    moved = settled_requests(d2, t0)
+    diag("the target's virtiofsd saw %d requests since migrate: %s"
+         % (len(moved), " ".join(names(moved))))
+    check("SET_DEVICE_STATE_FD" in names(moved),
+          "virtiofsd's state moved with SET_DEVICE_STATE_FD")
+    # fsverify's first line in the target, then one 100 operations later.
+    deadline = time.monotonic() + 60
+    lines: list = []
+    while time.monotonic() < deadline and \
+            (not lines or lines[-1]["ops"] <= lines[0]["ops"] + 100):
+        lines = vufs.fs_lines(tgt.serial())
+        time.sleep(0.2)
+    st1 = vufs.fs_status(tgt.serial())
+    diag("guest before: %s" % st0)
+    diag("guest in the target: %s" % st1)
+    check(lines and lines[-1]["ops"] > lines[0]["ops"] + 100,
+          "the guest's I/O goes on in the target: %s" % [x["ops"] for x in lines])
+    check(st1.get("ioerr") == 0 and st1.get("bad") == 0 and st1.get("before_bad") == 0,
+          "0 I/O errors, 0 verification failures: %s" % st1)
+    check(st1.get("ino") == st0["ino"], "the file made before the switch, by its "
+          "inode: %s -> %s" % (st0["ino"], st1.get("ino")))
 
 
 def run_chain_and_reboot(vm: VM, d: vufs.Virtiofsd) -> None:
