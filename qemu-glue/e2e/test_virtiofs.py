@@ -58,7 +58,7 @@ import time
 
 from . import HERE
 
-from .vm import VM, QMPClient, wait_migration
+from .vm import VM, QMPClient, cpr_transfer_migrate, wait_migration
 from . import latecall
 from . import ours
 from . import vufs
@@ -269,10 +269,6 @@ def run_late_completion(vm: VM, d: vufs.Virtiofsd) -> None:
     check(d.sockets() == socks0, "virtiofsd's connection is unchanged")
 
 
-def unix(path: str) -> dict:
-    return {"transport": "socket", "type": "unix", "path": path}
-
-
 def run_plain_cpr_transfer(vm: VM, d: vufs.Virtiofsd) -> None:
     d2 = vufs.Virtiofsd(vm, VIRTIOFSD, name="virtiofsd2", shared=d.shared)
     try:
@@ -286,32 +282,18 @@ def plain_cpr_transfer(vm: VM, d: vufs.Virtiofsd, d2: vufs.Virtiofsd) -> None:
     on d2, the main channel deferred until its monitor is up."""
     st0 = boot(vm, d)
     src_eventfds = eventfd_ids(vm.src.pid)
-    cpr_sock, main_sock = vm.path("cpr.sock"), vm.path("main.sock")
-    tgt = vm.start_qemu(QEMU, "dst", extra=vufs.fs_args(vm, d2.sock), incoming=[
-        "defer", json.dumps({"channel-type": "cpr", "addr": unix(cpr_sock)})])
-    deadline = time.monotonic() + 30
-    while not os.path.exists(cpr_sock):
-        check(tgt.alive() and time.monotonic() < deadline,
-              "the target listens on %s: %s" % (cpr_sock, tgt.stderr()[-500:]))
-        time.sleep(0.01)
-    sq = vm.src.qmp()
-    sq.execute("migrate-set-parameters", {"mode": "cpr-transfer"})
-    t0 = time.time()
-    sq.execute("migrate", {"channels": [
-        {"channel-type": "main", "addr": unix(main_sock)},
-        {"channel-type": "cpr", "addr": unix(cpr_sock)}]})
+    tgt, tq, _, t0 = cpr_transfer_migrate(vm, QEMU, vufs.fs_args(vm, d2.sock))
     # Its monitor comes up once it has read the CPR state: whatever fds came, it has.
-    tq = tgt.qmp(connect_timeout=60)
     shared = eventfd_ids(tgt.pid) & src_eventfds
     check(not shared, "the target holds none of the source's eventfds (the CPR state "
           "carries guest memory only): eventfd-ids %s" % sorted(shared))
-    tq.execute("migrate-incoming", {"uri": "unix:" + main_sock})
+    tq.execute("migrate-incoming", {"uri": "unix:" + vm.path("main.sock")})
     try:
         tq.wait_event("RESUME", timeout=60)
     except Exception as e:
         raise Fail("the target did not resume within 60 s (%s); the source's "
                    "virtiofsd saw: %s" % (e, names(d.requests(t0)))) from e
-    info = wait_migration(sq, timeout=30)
+    info = wait_migration(vm.src.qmp(), timeout=30)
     check(info.get("status") == "completed", "the source completed: %s" % info)
     check(vm.src.quit() == 0, "the source quit")
     moved = settled_requests(d2, t0)

@@ -454,10 +454,10 @@ def kvm_unusable(qemu: str) -> Optional[str]:
 
     /dev/kvm existing is not enough: on some hosts (nested, this one) QEMU opens it and
     creates the VM, but the vCPU never makes progress (no vmx/svm: KVM emulates every
-    instruction).  Without those CPU flags that is the answer; else the probe boots the test guest's
-    kernel without ``quiet`` under KVM and waits up to KVM_PROBE_S for its first console
-    line ("Linux version"), which takes well under a second where KVM works.  The
-    result is cached per binary for the process."""
+    instruction).  Without those CPU flags that is the answer; else the probe boots the
+    test guest's kernel without ``quiet`` under KVM and waits up to KVM_PROBE_S for its
+    first console line ("Linux version"), which takes well under a second where KVM
+    works.  The result is cached per binary for the process."""
     if qemu in _kvm_probe:
         return _kvm_probe[qemu]
     why: Optional[str] = None
@@ -994,6 +994,44 @@ def qmp_run(q: QMPClient, seq: list, timeout: float = 60.0) -> list:
         cmd, args = (item, None) if isinstance(item, str) else item
         out.append(q.execute(cmd, args, timeout=timeout))
     return out
+
+
+def unix(path: str) -> dict:
+    """A QAPI SocketAddress for a UNIX socket."""
+    return {"transport": "socket", "type": "unix", "path": path}
+
+
+def wait_path(path: str, q: "Qemu", timeout: float = 30.0) -> None:
+    """Wait for `path` to appear, made by the QEMU `q` (fail early if it exits)."""
+    deadline = mono() + timeout
+    while not os.path.exists(path):
+        if not q.alive():
+            raise RuntimeError("%s exited: %s" % (q.name, q.stderr()[-1500:]))
+        if mono() > deadline:
+            raise TimeoutError("%s did not appear" % path)
+        time.sleep(0.002)
+
+
+def cpr_transfer_migrate(vm: "VM", binary: str, extra: Optional[list] = None,
+                         before_migrate: Callable[[], Any] = lambda: None) -> tuple:
+    """A plain cpr-transfer as CPR.rst's example 2: start the target (`binary`) with the
+    cpr channel and the main one deferred, and `migrate` the source to it.  The target's
+    monitor only comes up once it has read the CPR state, so the caller connects first
+    and then sends `migrate-incoming` for vm.path("main.sock").  before_migrate() runs
+    right before `migrate`.  Returns (target, its QMP client, what before_migrate
+    returned, wall time of `migrate`)."""
+    cpr_sock, main_sock = vm.path("cpr.sock"), vm.path("main.sock")
+    target = vm.start_qemu(binary, "dst", incoming=[
+        "defer", json.dumps({"channel-type": "cpr", "addr": unix(cpr_sock)})], extra=extra)
+    wait_path(cpr_sock, target)
+    sq = vm.src.qmp()
+    sq.execute("migrate-set-parameters", {"mode": "cpr-transfer"})
+    marked = before_migrate()
+    t_wall = time.time()
+    sq.execute("migrate", {"channels": [
+        {"channel-type": "main", "addr": unix(main_sock)},
+        {"channel-type": "cpr", "addr": unix(cpr_sock)}]})
+    return target, target.qmp(connect_timeout=60, poll_interval=0.001), marked, t_wall
 
 
 def wait_migration(q: QMPClient, timeout: float = 600.0,
